@@ -1,0 +1,1 @@
+"""aiusage aggregator package."""

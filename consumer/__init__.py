@@ -1,0 +1,1 @@
+"""aiusage consumer package."""
