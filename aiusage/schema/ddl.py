@@ -1,0 +1,142 @@
+"""Pure DDL generation. Nothing here talks to ClickHouse.
+
+Every statement is idempotent (``IF NOT EXISTS``), so that applying a migration
+twice, or from two processes at once, leaves the same schema.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiusage.dsn import validate_identifier
+
+RAW_LOG = "ai_usage_log"
+DAILY_AGGREGATES = "ai_usage_daily_aggregates"
+MIGRATIONS = "aiusage_schema_migrations"
+
+# Per-event cost: up to 999,999,999.999999999 USD with nine decimal places.
+COST_TYPE = "Decimal(18, 9)"
+# Sums of many events.
+TOTAL_COST_TYPE = "Decimal(38, 9)"
+
+
+@dataclass(frozen=True)
+class SchemaContext:
+    """What the DDL depends on: the database, an optional cluster and the raw log's TTL."""
+
+    database: str
+    cluster: str | None = None
+    log_ttl_days: int | None = None
+
+    def __post_init__(self) -> None:
+        validate_identifier(self.database, what="database name")
+        if self.log_ttl_days is not None and self.log_ttl_days < 1:
+            raise ValueError("log_ttl_days must be at least 1")
+
+    def table(self, name: str) -> str:
+        """A fully qualified, quoted table name."""
+        validate_identifier(name, what="table name")
+        return f"`{self.database}`.`{name}`"
+
+    @property
+    def on_cluster(self) -> str:
+        return f" ON CLUSTER `{self.cluster}`" if self.cluster else ""
+
+    def engine(self, family: str, table: str, *args: str) -> str:
+        """``family`` (for example ReplacingMergeTree), made Replicated on a cluster."""
+        if not self.cluster:
+            return f"{family}({', '.join(args)})"
+        path = f"'/clickhouse/tables/{{shard}}/{self.database}/{table}'"
+        replica = "'{replica}'"
+        return f"Replicated{family}({', '.join([path, replica, *args])})"
+
+
+def create_database(ctx: SchemaContext) -> str:
+    return f"CREATE DATABASE IF NOT EXISTS `{ctx.database}`{ctx.on_cluster}"
+
+
+def create_migrations_table(ctx: SchemaContext) -> str:
+    return f"""CREATE TABLE IF NOT EXISTS {ctx.table(MIGRATIONS)}{ctx.on_cluster}
+(
+    version UInt32,
+    name String,
+    applied_at DateTime64(3, 'UTC') DEFAULT now64(3)
+)
+ENGINE = {ctx.engine("ReplacingMergeTree", MIGRATIONS, "applied_at")}
+ORDER BY version"""
+
+
+def log_ttl_expression(days: int) -> str:
+    """The raw log's TTL, written the way ClickHouse prints it back in ``engine_full``."""
+    return f"toDateTime(timestamp) + toIntervalDay({int(days)})"
+
+
+def create_raw_log(ctx: SchemaContext) -> str:
+    """The raw log: one row per model call, deduplicated on ``event_id``.
+
+    The sorting key starts with the organization and its time, so one organization's
+    time range is a primary-key range; ``event_id`` ends it, so that a redelivered or
+    resent event (same id, same organization and time) collapses into one row.
+    """
+    ttl = f"\nTTL {log_ttl_expression(ctx.log_ttl_days)}" if ctx.log_ttl_days else ""
+    return f"""CREATE TABLE IF NOT EXISTS {ctx.table(RAW_LOG)}{ctx.on_cluster}
+(
+    event_id UUID,
+    timestamp DateTime64(3, 'UTC'),
+    organization_id String,
+    model LowCardinality(String),
+    provider LowCardinality(String),
+    feature LowCardinality(String),
+    user_id String,
+    input_tokens UInt64,
+    cached_tokens UInt64,
+    output_tokens UInt64,
+    cost_usd {COST_TYPE},
+    kafka_topic LowCardinality(String),
+    kafka_partition Int32,
+    kafka_offset Int64,
+    ingested_at DateTime64(3, 'UTC') DEFAULT now64(3)
+)
+ENGINE = {ctx.engine("ReplacingMergeTree", RAW_LOG)}
+PARTITION BY toYYYYMM(timestamp)
+PRIMARY KEY (organization_id, timestamp)
+ORDER BY (organization_id, timestamp, event_id){ttl}"""
+
+
+def create_daily_aggregates(ctx: SchemaContext) -> str:
+    """Per-organization daily rollups (the request's aiUsageDailyAggregates).
+
+    ``by_org_date`` is the primary key (organization_id, date); ``by_date`` is a
+    projection sorted by date. ``cache_hit_rate_sum`` (the sum of the per-call rates)
+    lets a range of days be merged exactly: sum(cache_hit_rate_sum) / sum(total_calls).
+    The highest ``version`` of a (organization_id, date) wins.
+    """
+    return f"""CREATE TABLE IF NOT EXISTS {ctx.table(DAILY_AGGREGATES)}{ctx.on_cluster}
+(
+    date Date,
+    organization_id String,
+    total_cost {TOTAL_COST_TYPE},
+    total_calls UInt64,
+    total_input_tokens UInt64,
+    total_cached_tokens UInt64,
+    total_output_tokens UInt64,
+    avg_cache_hit_rate Float64,
+    cache_hit_rate_sum Float64,
+    version UInt64,
+    aggregated_at DateTime64(3, 'UTC') DEFAULT now64(3),
+    PROJECTION by_date (SELECT * ORDER BY date)
+)
+ENGINE = {ctx.engine("ReplacingMergeTree", DAILY_AGGREGATES, "version")}
+PARTITION BY toYYYYMM(date)
+ORDER BY (organization_id, date)
+SETTINGS deduplicate_merge_projection_mode = 'rebuild'"""
+
+
+def set_log_ttl(ctx: SchemaContext) -> str:
+    """Bring the raw log's TTL in line with ``ctx.log_ttl_days``."""
+    if ctx.log_ttl_days is None:
+        return f"ALTER TABLE {ctx.table(RAW_LOG)}{ctx.on_cluster} REMOVE TTL"
+    return (
+        f"ALTER TABLE {ctx.table(RAW_LOG)}{ctx.on_cluster} "
+        f"MODIFY TTL {log_ttl_expression(ctx.log_ttl_days)}"
+    )
