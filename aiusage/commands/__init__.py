@@ -1,0 +1,1 @@
+"""Subcommands of the ``aiusage`` CLI, one module each."""
