@@ -7,6 +7,7 @@ directory). Services build them once in ``main()`` with :func:`load` and pass th
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 from typing import Any, Literal, TypeVar
 
@@ -21,11 +22,15 @@ _CLUSTER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 
 DEFAULT_DATABASE = "aiusage"
 
-# A librdkafka configuration, as confluent-kafka's clients take it.
-KafkaConfig = dict[str, str | int | float | bool]
+# A librdkafka configuration, as confluent-kafka's clients take it (values are strings,
+# numbers, booleans, and callables or a logger for the client's hooks).
+KafkaConfig = dict[str, Any]
+# librdkafka's own log lines, routed into ours instead of straight to stderr.
+LIBRDKAFKA_LOGGER = logging.getLogger("aiusage.librdkafka")
 
 
-def _config(prefix: str) -> SettingsConfigDict:
+def settings_config(prefix: str) -> SettingsConfigDict:
+    """The configuration every aiusage settings class shares: env prefix, .env, frozen."""
     return SettingsConfigDict(
         env_prefix=prefix,
         env_file=".env",
@@ -38,7 +43,7 @@ def _config(prefix: str) -> SettingsConfigDict:
 class KafkaSettings(BaseSettings):
     """Where the usage topic lives and how to reach it (``AIUSAGE_KAFKA_*``)."""
 
-    model_config = _config("AIUSAGE_KAFKA_")
+    model_config = settings_config("AIUSAGE_KAFKA_")
 
     bootstrap_servers: str = "127.0.0.1:9092"
     topic: str = "ai-usage-events"
@@ -87,6 +92,7 @@ class KafkaSettings(BaseSettings):
         config: KafkaConfig = {
             "bootstrap.servers": self.bootstrap_servers,
             "security.protocol": self.security_protocol,
+            "logger": LIBRDKAFKA_LOGGER,
         }
         optional: dict[str, str | SecretStr | None] = {
             "sasl.mechanism": self.sasl_mechanism,
@@ -114,7 +120,7 @@ class ClickHouseSettings(BaseSettings):
     :meth:`target` for its parsed form and ``target().display`` for logs.
     """
 
-    model_config = _config("AIUSAGE_CLICKHOUSE_")
+    model_config = settings_config("AIUSAGE_CLICKHOUSE_")
 
     dsn: SecretStr = Field(default_factory=lambda: SecretStr(default_dsn()))
     password: SecretStr | None = Field(
@@ -170,7 +176,7 @@ class ClickHouseSettings(BaseSettings):
 class MetricsSettings(BaseSettings):
     """The Prometheus and health endpoint of a service (``AIUSAGE_METRICS_*``)."""
 
-    model_config = _config("AIUSAGE_METRICS_")
+    model_config = settings_config("AIUSAGE_METRICS_")
 
     port: int = Field(9108, ge=0, le=65535, description="0 disables the metrics server.")
     host: str = "0.0.0.0"
@@ -179,7 +185,7 @@ class MetricsSettings(BaseSettings):
 class LogSettings(BaseSettings):
     """How services log (``AIUSAGE_LOG_*``)."""
 
-    model_config = _config("AIUSAGE_LOG_")
+    model_config = settings_config("AIUSAGE_LOG_")
 
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["text", "json"] = "text"
@@ -211,8 +217,8 @@ def load(cls: type[S], **overrides: Any) -> S:
 def _describe(cls: type[BaseSettings], err: ValidationError) -> str:
     lines = []
     for error in err.errors(include_url=False):
-        field = ".".join(str(part) for part in error["loc"]) or "(settings)"
-        name = f"{_prefix(cls)}{field.upper()}"
+        field = ".".join(str(part) for part in error["loc"])
+        name = f"{_prefix(cls)}{field.upper()}" if field else f"{_prefix(cls)}*"
         message = error["msg"].removeprefix("Value error, ")
         value = error.get("input")
         shown = "" if _is_secret(field) or isinstance(value, dict) else f" (got {value!r})"

@@ -125,6 +125,7 @@ def test_secrets_are_masked_in_repr_and_revealed_only_for_clients(
     assert "kafka-secret" not in repr(settings)
     assert "kafka-secret" not in str(settings.model_dump())
     config = settings.client_config()
+    assert config.pop("logger").name == "aiusage.librdkafka"
     assert config == {
         "bootstrap.servers": "127.0.0.1:9092",
         "security.protocol": "SASL_SSL",
