@@ -18,6 +18,8 @@ MIGRATIONS = "aiusage_schema_migrations"
 COST_TYPE = "Decimal(18, 9)"
 # Sums of many events.
 TOTAL_COST_TYPE = "Decimal(38, 9)"
+# How many recent inserts' deduplication tokens the raw log remembers.
+INSERT_DEDUP_WINDOW = 1000
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,13 @@ class SchemaContext:
     @property
     def on_cluster(self) -> str:
         return f" ON CLUSTER `{self.cluster}`" if self.cluster else ""
+
+    @property
+    def dedup_window_setting(self) -> str:
+        """The table setting that keeps recent insert tokens, so a retried insert is dropped."""
+        if self.cluster:
+            return "replicated_deduplication_window"
+        return "non_replicated_deduplication_window"
 
     def engine(self, family: str, table: str, *args: str) -> str:
         """``family`` (for example ReplacingMergeTree), made Replicated on a cluster."""
@@ -79,6 +88,8 @@ def create_raw_log(ctx: SchemaContext) -> str:
     resent event (same id, same organization and time) collapses into one row.
     """
     ttl = f"\nTTL {log_ttl_expression(ctx.log_ttl_days)}" if ctx.log_ttl_days else ""
+    # The raw log's key ends with event_id so that any repeat collapses; the insert
+    # deduplication window drops a retried batch before it even makes a part.
     return f"""CREATE TABLE IF NOT EXISTS {ctx.table(RAW_LOG)}{ctx.on_cluster}
 (
     event_id UUID,
@@ -100,7 +111,8 @@ def create_raw_log(ctx: SchemaContext) -> str:
 ENGINE = {ctx.engine("ReplacingMergeTree", RAW_LOG)}
 PARTITION BY toYYYYMM(timestamp)
 PRIMARY KEY (organization_id, timestamp)
-ORDER BY (organization_id, timestamp, event_id){ttl}"""
+ORDER BY (organization_id, timestamp, event_id){ttl}
+SETTINGS {ctx.dedup_window_setting} = {INSERT_DEDUP_WINDOW}"""
 
 
 def create_daily_aggregates(ctx: SchemaContext) -> str:

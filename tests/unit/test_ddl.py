@@ -35,6 +35,7 @@ def test_cluster_ddl_runs_on_cluster_with_replicated_engines() -> None:
         "'/clickhouse/tables/{shard}/metering/ai_usage_daily_aggregates', '{replica}', version)"
         in daily
     )
+    assert raw.endswith("SETTINGS replicated_deduplication_window = 1000")
     migrations = ddl.create_migrations_table(ctx)
     assert "ReplicatedReplacingMergeTree(" in migrations
     assert ddl.set_log_ttl(ctx).startswith(
@@ -49,11 +50,12 @@ def test_raw_log_keys_make_an_organizations_time_range_a_primary_key_range() -> 
     assert "PARTITION BY toYYYYMM(timestamp)" in raw
     assert re.search(r"cost_usd Decimal\(\d+, 9\)", raw)
     assert "TTL" not in raw
+    assert raw.endswith("SETTINGS non_replicated_deduplication_window = 1000")
 
 
 def test_raw_log_ttl_comes_from_the_setting() -> None:
     raw = ddl.create_raw_log(SchemaContext("m", log_ttl_days=400))
-    assert raw.endswith("TTL toDateTime(timestamp) + toIntervalDay(400)")
+    assert "\nTTL toDateTime(timestamp) + toIntervalDay(400)\n" in raw
     assert ddl.set_log_ttl(SchemaContext("m")).endswith("REMOVE TTL")
     assert ddl.set_log_ttl(SchemaContext("m", log_ttl_days=7)).endswith(
         "MODIFY TTL toDateTime(timestamp) + toIntervalDay(7)"
