@@ -31,7 +31,14 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def build_parser() -> OneLineParser:
-    from aiusage.commands import migrate_cmd, settings_cmd, topics_cmd
+    from aiusage.commands import (
+        consume_cmd,
+        events_cmd,
+        migrate_cmd,
+        produce_cmd,
+        settings_cmd,
+        topics_cmd,
+    )
 
     parser = OneLineParser(
         prog="aiusage",
@@ -42,7 +49,7 @@ def build_parser() -> OneLineParser:
         title="commands", dest="command", metavar="COMMAND", parser_class=OneLineParser
     )
     commands.required = True
-    for module in (migrate_cmd, topics_cmd, settings_cmd):
+    for module in (migrate_cmd, topics_cmd, produce_cmd, consume_cmd, events_cmd, settings_cmd):
         module.register(commands)
     return parser
 

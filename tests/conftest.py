@@ -20,6 +20,7 @@ from clickhouse_connect.driver.client import Client
 
 from aiusage.clickhouse import connect
 from aiusage.kafka_topics import delete_topics, ensure_topics
+from aiusage.schema import context_for, migrate
 from aiusage.settings import ClickHouseSettings, KafkaSettings
 from tests import guard, services
 
@@ -119,3 +120,10 @@ def clickhouse(clickhouse_settings: ClickHouseSettings) -> Iterator[Client]:
     client = connect(clickhouse_settings)
     yield client
     client.close()
+
+
+@pytest.fixture
+def migrated(clickhouse: Client, clickhouse_settings: ClickHouseSettings) -> Client:
+    """A client on the test's database, with the schema applied."""
+    migrate(clickhouse, context_for(clickhouse_settings))
+    return clickhouse

@@ -11,12 +11,14 @@ from pydantic_settings import BaseSettings
 
 from aiusage.errors import ConfigError
 from aiusage.settings import ClickHouseSettings, KafkaSettings, LogSettings, MetricsSettings, load
+from consumer.settings import ConsumerSettings
 
 SETTINGS_CLASSES: tuple[type[BaseSettings], ...] = (
     KafkaSettings,
     ClickHouseSettings,
     MetricsSettings,
     LogSettings,
+    ConsumerSettings,
 )
 
 

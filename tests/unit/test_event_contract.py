@@ -89,7 +89,9 @@ INVALID = [
     pytest.param(_fields(cached_tokens=1201), "must not exceed input_tokens", id="cached > input"),
     pytest.param(_fields(cost_usd="-0.01"), ">= 0", id="negative cost"),
     pytest.param(_fields(cost_usd="0.0000000001"), "more than 9 decimal places", id="ten decimals"),
-    pytest.param(_fields(cost_usd=1e-10), "more than 9 decimal places", id="ten decimals as number"),
+    pytest.param(
+        _fields(cost_usd=1e-10), "more than 9 decimal places", id="ten decimals as number"
+    ),
     pytest.param(_fields(cost_usd="1000000000"), "at most", id="cost too large"),
     pytest.param(_fields(cost_usd="NaN"), "finite", id="NaN cost"),
     pytest.param(_fields(cost_usd="Infinity"), "finite", id="infinite cost"),
