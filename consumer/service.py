@@ -63,7 +63,10 @@ def kafka_consumer_config(
         # Bounds the prefetch queue, so memory follows the batch settings, not the backlog.
         "queued.max.messages.kbytes": 16 * 1024,
         "statistics.interval.ms": settings.statistics_interval_ms,
+        "session.timeout.ms": settings.session_timeout_ms,
     }
+    if settings.group_instance_id:
+        config["group.instance.id"] = settings.group_instance_id
     if settings.statistics_interval_ms:
         config["stats_cb"] = metrics.record_statistics
     return config

@@ -30,6 +30,12 @@ class ConsumerSettings(BaseSettings):
     )
     shutdown_timeout_s: float = Field(30.0, gt=0, le=600)
     poll_timeout_s: float = Field(0.2, gt=0, le=10)
+    session_timeout_ms: int = Field(45_000, ge=1_000, le=3_600_000)
+    group_instance_id: str | None = Field(
+        None,
+        description="static group membership: a restarted consumer with the same id gets its "
+        "partitions back without a rebalance (one id per consumer process)",
+    )
     statistics_interval_ms: int = Field(5_000, ge=0, description="librdkafka stats (lag); 0 off")
 
     @model_validator(mode="after")
