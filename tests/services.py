@@ -36,12 +36,13 @@ def docker_available() -> bool:
     return True
 
 
-def local_kafka(*args: str, port: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    if port is not None:
-        env["AIUSAGE_LOCAL_KAFKA_PORT"] = port
+def local_kafka(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(LOCAL_KAFKA), *args], capture_output=True, text=True, env=env, timeout=600
+        [str(LOCAL_KAFKA), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=600,
     )
 
 
