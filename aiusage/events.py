@@ -44,7 +44,7 @@ Tokens = Annotated[int, msgspec.Meta(ge=0, le=MAX_TOKENS)]
 AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
 
 
-class UsageEvent(msgspec.Struct, frozen=True, kw_only=True):
+class UsageEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One model call, as published to the usage topic."""
 
     event_id: uuid.UUID

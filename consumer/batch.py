@@ -11,40 +11,37 @@ from dataclasses import dataclass, field
 
 from consumer.processing import Row
 
-TopicPartition = tuple[str, int]
-
 
 @dataclass
 class Batch:
+    """Rows of one topic, with the offsets they cover.
+
+    The loop records, per partition, the first offset it read and the last one, for
+    valid and dead-lettered messages alike; the batch's commit is ``last + 1``.
+    """
+
+    topic: str
     rows: list[Row] = field(default_factory=list)
     payload_bytes: int = 0
     messages: int = 0
-    invalid: int = 0
     opened_at: float | None = None
-    # (topic, partition) -> first offset read and next offset to commit
-    first_offsets: dict[TopicPartition, int] = field(default_factory=dict)
-    next_offsets: dict[TopicPartition, int] = field(default_factory=dict)
-
-    def track(self, topic: str, partition: int, offset: int, size: int, now: float) -> None:
-        """Account for one consumed message, valid or not."""
-        if self.opened_at is None:
-            self.opened_at = now
-        key = (topic, partition)
-        self.first_offsets.setdefault(key, offset)
-        self.next_offsets[key] = offset + 1
-        self.messages += 1
-        self.payload_bytes += size
+    first_offsets: dict[int, int] = field(default_factory=dict)
+    last_offsets: dict[int, int] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
         return self.messages == 0
 
+    def next_offsets(self) -> dict[int, int]:
+        """The offsets to commit once the batch is stored: one past the last read."""
+        return {partition: last + 1 for partition, last in self.last_offsets.items()}
+
     def dedup_token(self) -> str:
         """Names exactly the offset ranges in this batch: a retried insert of the same
         batch carries the same token, so ClickHouse drops the repeat."""
         ranges = ",".join(
-            f"{topic}/{partition}/{self.first_offsets[(topic, partition)]}-{end}"
-            for (topic, partition), end in sorted(self.next_offsets.items())
+            f"{self.topic}/{partition}/{self.first_offsets[partition]}-{last}"
+            for partition, last in sorted(self.last_offsets.items())
         )
         return hashlib.sha256(ranges.encode()).hexdigest()
 

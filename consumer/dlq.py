@@ -50,11 +50,16 @@ class DlqPolicy:
         self._invalid = 0
         self._last_error = ""
 
-    def record_valid(self) -> None:
+    def record_valid(self, count: int = 1) -> None:
+        """``count`` valid events in a row."""
+        if count <= 0:
+            return
         self._consecutive = 0
-        self._seen += 1
-        if self._seen >= self.window:
-            self._close_window()
+        self._seen += count
+        while self._seen >= self.window:
+            # Windows made only of valid events carry no invalid count over.
+            self._seen -= self.window
+            self._invalid = 0
 
     def record_invalid(self, error: str) -> None:
         if self._consecutive + 1 >= self.max_consecutive:

@@ -10,12 +10,18 @@ Guarantees, each with a test:
   a reason a retry cannot fix stops the consumer without committing.
 * A bad event goes to the dead-letter topic and never blocks its partition, within a
   limit that stops the consumer before a bug of ours can drain the topic.
+
+Writes are pipelined: while one batch is written on the writer thread (ClickHouse
+works outside the GIL), the next is read and validated. One batch at most is in
+flight, and commits follow the order of the batches.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for_futures
 from datetime import timedelta
 from typing import Any, Protocol, cast
 
@@ -56,8 +62,13 @@ class IngestLoop:
         dead_letters: DeadLetters,
         metrics: ConsumerMetrics,
         clock: Clock,
+        executor: Executor | None = None,
     ) -> None:
         self._consumer = consumer
+        self._executor = executor or ThreadPoolExecutor(1, thread_name_prefix="aiusage-writer")
+        # The batch handed to the writer (in flight, or failed and waiting for a retry).
+        self._pending: Batch | None = None
+        self._inflight: Future[None] | None = None
         self._topic = topic
         self._settings = settings
         self._writer = writer
@@ -71,7 +82,7 @@ class IngestLoop:
             settings.dlq_max_consecutive, settings.dlq_max_ratio, settings.dlq_ratio_window
         )
         self._limits = Limits(settings.max_event_bytes, timedelta(seconds=settings.max_future_s))
-        self._batch = Batch()
+        self._batch = Batch(topic)
         self._assignment: set[tuple[str, int]] = set()
         self._retry_at: float | None = None
         self._backoff = settings.backoff_initial_s
@@ -120,7 +131,7 @@ class IngestLoop:
         except DlqLimitExceeded:
             # Everything before the offending message is valid work: store and commit it.
             self._running = False
-            self._flush()
+            self._drain(self._clock.monotonic() + self._settings.shutdown_timeout_s)
             self._close()
             raise
         except Exception:
@@ -141,16 +152,22 @@ class IngestLoop:
         self._running = True
 
     def step(self) -> None:
-        """One turn: write the batch if due (or retry if backing off), then poll once."""
+        """One turn: collect a finished write, start the next one if due (or retry after
+        back-off), then read what the batch has room for."""
         now = self._clock.monotonic()
         with self._lock:
             self._heartbeat = now
+        self._reap(block=False)
         if self._retry_at is not None:
-            if now >= self._retry_at:
-                self._flush()
-        elif self._policy.due(self._batch, now):
-            self._flush()
+            if now >= self._retry_at and self._inflight is None:
+                self._submit()
+        elif self._pending is None and self._policy.due(self._batch, now):
+            self._dispatch()
         room = 0 if self._retry_at is not None else self._policy.room(self._batch)
+        if room == 0 and self._inflight is not None:
+            # The next batch is full: wait for the write in flight rather than read on.
+            wait_for_futures([self._inflight], timeout=self._settings.poll_timeout_s)
+            return
         messages = self._consumer.consume(
             num_messages=max(1, min(room, MAX_MESSAGES_PER_POLL)),
             timeout=self._settings.poll_timeout_s,
@@ -159,36 +176,44 @@ class IngestLoop:
             self._handle(messages)
 
     def _handle(self, messages: list[Message]) -> None:
-        now_mono = self._clock.monotonic()
-        now = utc_now(self._clock.time())
+        """Validate one poll's messages into the batch: the hot path, kept flat."""
         batch, limits, rows = self._batch, self._limits, self._batch.rows
-        consumed = 0
-        for message in messages:
-            error = message.error()
-            if error is not None:
-                self._kafka_error(error)
-                continue
-            consumed += 1
-            value = message.value()
-            # Set on every message that is not an error.
-            topic, partition, offset = cast(
-                tuple[str, int, int], (message.topic(), message.partition(), message.offset())
-            )
-            try:
-                row = process_message(value, topic, partition, offset, limits, now)
-            except InvalidMessage as invalid:
-                # The limit is checked before the offset is tracked: a message that trips
-                # it is neither dead-lettered nor committed.
-                self._dlq_policy.record_invalid(f"{topic}/{partition}@{offset}: {invalid}")
-                batch.track(topic, partition, offset, len(value or b""), now_mono)
-                batch.invalid += 1
-                self._dlq.send(message, invalid)
-                self._metrics.rejected.labels(invalid.kind).inc()
-                continue
-            self._dlq_policy.record_valid()
-            batch.track(topic, partition, offset, len(value or b""), now_mono)
-            rows.append(row)
-        self._metrics.consumed.inc(consumed)
+        first, last = batch.first_offsets, batch.last_offsets
+        now = utc_now(self._clock.time())
+        if batch.opened_at is None:
+            batch.opened_at = self._clock.monotonic()
+        consumed = valid_run = size = 0
+        try:
+            for message in messages:
+                error = message.error()
+                if error is not None:
+                    self._kafka_error(error)
+                    continue
+                value = message.value()
+                # Set on every message that is not an error; the loop reads one topic.
+                partition, offset = cast(tuple[int, int], (message.partition(), message.offset()))
+                try:
+                    rows.append(process_message(value, self._topic, partition, offset, limits, now))
+                    valid_run += 1
+                except InvalidMessage as invalid:
+                    # The limit is checked before the offset is recorded: a message that
+                    # trips it is neither dead-lettered nor committed.
+                    self._dlq_policy.record_valid(valid_run)
+                    valid_run = 0
+                    where = f"{self._topic}/{partition}@{offset}"
+                    self._dlq_policy.record_invalid(f"{where}: {invalid}")
+                    self._dlq.send(message, invalid)
+                    self._metrics.rejected.labels(invalid.kind).inc()
+                if partition not in first:
+                    first[partition] = offset
+                last[partition] = offset
+                consumed += 1
+                size += len(value) if value else 0
+        finally:
+            self._dlq_policy.record_valid(valid_run)
+            batch.messages += consumed
+            batch.payload_bytes += size
+            self._metrics.consumed.inc(consumed)
 
     def _kafka_error(self, error: KafkaError) -> None:
         if error.code() == KafkaError._PARTITION_EOF:
@@ -199,35 +224,74 @@ class IngestLoop:
 
     # --- writing and committing -----------------------------------------------------
 
-    def _flush(self) -> bool:
-        """Write the batch and commit its offsets; on a passing failure, back off."""
-        batch = self._batch
-        if batch.empty:
-            return True
+    def _dispatch(self) -> None:
+        """Hand the current batch to the writer and start a new one."""
+        self._pending, self._batch = self._batch, Batch(self._topic)
+        self._submit()
+
+    def _submit(self) -> None:
+        """Write the pending batch on the writer thread, once its dead letters are acked."""
+        assert self._pending is not None and self._inflight is None
         try:
             self._dlq.flush(self._settings.shutdown_timeout_s)
-            started = self._clock.monotonic()
-            self._writer.write(batch.rows, batch.dedup_token())
-            self._metrics.insert_seconds.observe(self._clock.monotonic() - started)
+        except DlqDeliveryFailed as err:
+            self._enter_outage(str(err))
+            return
+        self._inflight = self._executor.submit(self._write, self._pending)
+
+    def _write(self, batch: Batch) -> None:
+        started = self._clock.monotonic()
+        self._writer.write(batch.rows, batch.dedup_token())
+        self._metrics.insert_seconds.observe(self._clock.monotonic() - started)
+
+    def _reap(self, *, block: bool) -> None:
+        """Collect the write in flight: commit its batch, or back off, or give up."""
+        future = self._inflight
+        if future is None or not (block or future.done()):
+            return
+        self._inflight = None
+        batch = self._pending
+        assert batch is not None
+        try:
+            future.result()
         except WriteFailed as err:
             self._metrics.write_failures.labels(str(err.retryable).lower()).inc()
             if not err.retryable:
                 raise FatalWriteError(f"writing to ClickHouse failed: {err}") from err
             self._enter_outage(str(err))
-            return False
-        except DlqDeliveryFailed as err:
-            self._enter_outage(str(err))
-            return False
+            return
+        self._pending = None
         self._metrics.batch_rows.observe(len(batch.rows))
         self._metrics.inserted.inc(len(batch.rows))
         self._commit(batch)
-        self._batch = Batch()
         if self._retry_at is not None:
             self._leave_outage()
-        return True
+
+    def _drain(self, deadline: float) -> bool:
+        """Write and commit everything read so far, retrying until ``deadline``.
+
+        Returns whether nothing is left unwritten.
+        """
+        while True:
+            self._reap(block=True)
+            if self._retry_at is not None:
+                if self._clock.monotonic() >= deadline:
+                    return False
+                if self._clock.monotonic() >= self._retry_at:
+                    self._submit()
+                else:
+                    # Partitions are paused: poll serves the group's callbacks meanwhile.
+                    self._consumer.poll(0.1)
+            elif self._pending is None and not self._batch.empty:
+                self._dispatch()
+            elif self._pending is None:
+                return True
 
     def _commit(self, batch: Batch) -> None:
-        offsets = [TopicPartition(t, p, o) for (t, p), o in sorted(batch.next_offsets.items())]
+        offsets = [
+            TopicPartition(self._topic, partition, offset)
+            for partition, offset in sorted(batch.next_offsets().items())
+        ]
         try:
             self._consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as err:
@@ -283,11 +347,15 @@ class IngestLoop:
         log.info("assigned %s", sorted(self._assignment))
 
     def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
-        if self._retry_at is None and not self._failed:
-            self._flush()
-        if not self._batch.empty:
+        if not self._failed and self._retry_at is None:
+            # One attempt, no back-off: a rebalance must not wait on an outage.
+            try:
+                self._drain(self._clock.monotonic())
+            except FatalWriteError:
+                self._failed = True
+        if self._pending is not None or not self._batch.empty:
             # Not written: drop it uncommitted; the partitions' next owner reads it again.
-            log.warning("dropping an unwritten batch of %d rows on revoke", len(self._batch.rows))
+            log.warning("dropping unwritten rows on revoke; they will be read again")
             self._drop_batch()
         with self._lock:
             self._assignment = set()
@@ -302,7 +370,11 @@ class IngestLoop:
         self._metrics.assigned.set(0)
 
     def _drop_batch(self) -> None:
-        self._batch = Batch()
+        if self._inflight is not None:
+            wait_for_futures([self._inflight])
+            self._inflight = None
+        self._pending = None
+        self._batch = Batch(self._topic)
         self._dlq.discard_pending()
         if self._retry_at is not None:
             self._resume()
@@ -314,13 +386,7 @@ class IngestLoop:
     # --- shutdown -------------------------------------------------------------------
 
     def _shutdown(self) -> bool:
-        deadline = self._clock.monotonic() + self._settings.shutdown_timeout_s
-        clean = self._flush()
-        while not clean and self._clock.monotonic() < deadline:
-            # Partitions are paused: poll serves the group's heartbeats and callbacks.
-            self._consumer.poll(0.1)
-            if self._retry_at is not None and self._clock.monotonic() >= self._retry_at:
-                clean = self._flush()
+        clean = self._drain(self._clock.monotonic() + self._settings.shutdown_timeout_s)
         if not clean:
             log.error("shutdown: the last batch could not be written; it will be read again")
             self._drop_batch()
@@ -333,3 +399,4 @@ class IngestLoop:
             self._consumer.close()
         finally:
             self._dlq.close()
+            self._executor.shutdown(wait=True)

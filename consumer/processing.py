@@ -3,13 +3,17 @@
 ``process_message`` either returns the row for ``ai_usage_log`` or raises
 ``InvalidMessage`` with a kind and a reason. It is the only place where event errors
 are converted.
+
+A row is one line of JSONCompactEachRow, the columns of ``ROW_COLUMNS`` encoded by
+msgspec: ClickHouse parses it outside the GIL, and a batch of bytes objects costs the
+garbage collector nothing, where a batch of tuples would be scanned again and again.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Literal
 
 import msgspec
 
@@ -43,7 +47,9 @@ ROW_COLUMNS = (
     "kafka_offset",
 )
 
-Row = tuple[Any, ...]
+Row = bytes
+
+_encode = msgspec.json.Encoder(decimal_format="number").encode
 
 
 class InvalidMessage(Exception):
@@ -87,21 +93,23 @@ def process_message(
 
 
 def to_row(event: UsageEvent, topic: str, partition: int, offset: int) -> Row:
-    return (
-        event.event_id,
-        event.timestamp,
-        event.organization_id,
-        event.model,
-        event.provider or "",
-        event.feature or "",
-        event.user_id or "",
-        event.input_tokens,
-        event.cached_tokens,
-        event.output_tokens,
-        event.cost_usd,
-        topic,
-        partition,
-        offset,
+    return _encode(
+        (
+            event.event_id,
+            event.timestamp,
+            event.organization_id,
+            event.model,
+            event.provider or "",
+            event.feature or "",
+            event.user_id or "",
+            event.input_tokens,
+            event.cached_tokens,
+            event.output_tokens,
+            event.cost_usd,
+            topic,
+            partition,
+            offset,
+        )
     )
 
 

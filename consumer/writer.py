@@ -1,7 +1,7 @@
 """Writing batches into ai_usage_log, and telling a passing failure from our own bug.
 
-Rows are encoded as JSONCompactEachRow by msgspec and parsed by ClickHouse itself, so
-the engine's work happens outside the GIL. Every insert carries a deduplication token
+Rows arrive as JSONCompactEachRow lines and are parsed by ClickHouse itself, so the
+engine's work happens outside the GIL. Every insert carries a deduplication token
 naming its offset ranges: a retry of the same batch is dropped by ClickHouse, and any
 other repeat (a replay after a crash, a resent event) collapses on the table's key.
 """
@@ -12,7 +12,6 @@ import re
 from collections.abc import Sequence
 from typing import Protocol
 
-import msgspec
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import OperationalError
 
@@ -57,12 +56,11 @@ class ClickHouseRowWriter:
     def __init__(self, client: Client, database: str, table: str = "ai_usage_log") -> None:
         self._client = client
         self._table = f"`{database}`.`{table}`"
-        self._encoder = msgspec.json.Encoder(decimal_format="number")
 
     def write(self, rows: Sequence[Row], dedup_token: str) -> None:
         if not rows:
             return
-        block = self._encoder.encode_lines(rows)
+        block = b"\n".join(rows)
         try:
             self._client.raw_insert(
                 self._table,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -184,3 +185,15 @@ def event_payload(organization_id: str = "org-1", **overrides: Any) -> bytes:
     }
     fields.update(overrides)
     return json.dumps(fields).encode()
+
+
+class InlineExecutor(Executor):
+    """Runs each submitted write at once, so unit tests stay deterministic."""
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as err:  # handed to the caller through the future
+            future.set_exception(err)
+        return future

@@ -12,7 +12,14 @@ from consumer.dlq import DlqLimitExceeded
 from consumer.loop import FatalWriteError, IngestLoop
 from consumer.metrics import ConsumerMetrics
 from consumer.settings import ConsumerSettings
-from tests.fakes import FakeClock, FakeConsumer, FakeDeadLetters, FakeWriter, event_payload
+from tests.fakes import (
+    FakeClock,
+    FakeConsumer,
+    FakeDeadLetters,
+    FakeWriter,
+    InlineExecutor,
+    event_payload,
+)
 
 TOPIC = "usage"
 
@@ -34,6 +41,7 @@ class Rig:
             dead_letters=self.dlq,
             metrics=self.metrics,
             clock=self.clock,
+            executor=InlineExecutor(),
         )
         self.stop = threading.Event()
 
@@ -78,10 +86,11 @@ def test_offsets_are_committed_only_after_the_write() -> None:
 
 def test_a_full_batch_is_written_without_waiting() -> None:
     rig = Rig(batch_max_rows=4)
-    _fill(rig, 4)
-    rig.turns(2)
-    assert len(rig.writer.rows) == 4
-    assert sum(rig.consumer.committed.values()) == 4
+    _fill(rig, 4)  # 8 messages: two full batches
+    rig.until(lambda: sum(rig.consumer.committed.values()) == 8)
+    assert len(rig.writer.written) == 2
+    assert len(rig.writer.rows) == 8
+    assert rig.clock.now - FakeClock().now < rig.settings.batch_max_wait_s
 
 
 def test_an_outage_pauses_retries_the_same_batch_and_loses_nothing() -> None:
@@ -90,7 +99,7 @@ def test_an_outage_pauses_retries_the_same_batch_and_loses_nothing() -> None:
     _fill(rig, 5)
     rig.turns(1)
     rig.clock.advance(1.0)
-    rig.turns(1)  # first failure
+    rig.until(lambda: bool(rig.consumer.paused))  # the first failure
     assert rig.consumer.paused == {0, 1}
     assert rig.consumer.committed == {}
     assert rig.loop.ready()[0] is False
@@ -135,7 +144,7 @@ def test_a_write_that_cannot_succeed_stops_without_committing() -> None:
     rig.turns(1)
     rig.clock.advance(1.0)
     with pytest.raises(FatalWriteError, match="injected failure"):
-        rig.turns(1)
+        rig.turns(2)
     assert rig.consumer.committed == {}
 
 
@@ -203,8 +212,7 @@ def test_revoke_during_an_outage_drops_the_batch_uncommitted() -> None:
     _fill(rig, 3)
     rig.turns(1)
     rig.clock.advance(1.0)
-    rig.turns(1)
-    assert rig.consumer.paused
+    rig.until(lambda: bool(rig.consumer.paused))
     rig.consumer.revoke_all()
     assert rig.consumer.committed == {}
     assert not rig.consumer.paused
