@@ -146,3 +146,8 @@ def _reason(err: BaseException, target: ClickHouseTarget) -> str:
     if target.password:
         text = text.replace(target.password, "***")
     return text if len(text) <= 300 else text[:297] + "..."
+
+
+def scalar(client: Client, query: str, parameters: dict[str, Any] | None = None) -> Any:
+    """The single value a query returns."""
+    return client.query(query, parameters=parameters).result_rows[0][0]

@@ -13,6 +13,9 @@ from aiusage.dsn import validate_identifier
 RAW_LOG = "ai_usage_log"
 DAILY_AGGREGATES = "ai_usage_daily_aggregates"
 MIGRATIONS = "aiusage_schema_migrations"
+AGGREGATION_RUNS = "ai_usage_aggregation_runs"
+TOUCHED_DAYS = "ai_usage_touched_days"
+TOUCHED_DAYS_MV = "ai_usage_touched_days_mv"
 
 # Per-event cost: up to 999,999,999.999999999 USD with nine decimal places.
 COST_TYPE = "Decimal(18, 9)"
@@ -152,3 +155,53 @@ def set_log_ttl(ctx: SchemaContext) -> str:
         f"ALTER TABLE {ctx.table(RAW_LOG)}{ctx.on_cluster} "
         f"MODIFY TTL {log_ttl_expression(ctx.log_ttl_days)}"
     )
+
+
+def create_aggregation_runs(ctx: SchemaContext) -> str:
+    """The aggregator's run log: one row per (day, version), its last status wins.
+
+    ``version`` is the run's snapshot time on the ClickHouse server, in milliseconds:
+    the rows a run writes into the rollup carry the same version.
+    """
+    return f"""CREATE TABLE IF NOT EXISTS {ctx.table(AGGREGATION_RUNS)}{ctx.on_cluster}
+(
+    day Date,
+    version UInt64,
+    status Enum8('running' = 1, 'done' = 2, 'failed' = 3),
+    started_at DateTime64(3, 'UTC'),
+    finished_at Nullable(DateTime64(3, 'UTC')),
+    rows UInt64,
+    error String,
+    runner String,
+    updated_at DateTime64(3, 'UTC') DEFAULT now64(3)
+)
+ENGINE = {ctx.engine("ReplacingMergeTree", AGGREGATION_RUNS, "updated_at")}
+ORDER BY (day, version)"""
+
+
+def create_touched_days(ctx: SchemaContext) -> str:
+    """When each (organization, day) last received raw rows, kept by a materialized view.
+
+    A rollup day is stale for an organization when rows for it were ingested after
+    (or shortly before) the day's last aggregation snapshot.
+    """
+    return f"""CREATE TABLE IF NOT EXISTS {ctx.table(TOUCHED_DAYS)}{ctx.on_cluster}
+(
+    date Date,
+    organization_id String,
+    last_ingested_at DateTime64(3, 'UTC')
+)
+ENGINE = {ctx.engine("ReplacingMergeTree", TOUCHED_DAYS, "last_ingested_at")}
+PARTITION BY toYYYYMM(date)
+ORDER BY (organization_id, date)"""
+
+
+def create_touched_days_view(ctx: SchemaContext) -> str:
+    return f"""CREATE MATERIALIZED VIEW IF NOT EXISTS {ctx.table(TOUCHED_DAYS_MV)}{ctx.on_cluster}
+TO {ctx.table(TOUCHED_DAYS)}
+AS SELECT
+    toDate(timestamp) AS date,
+    organization_id,
+    max(ingested_at) AS last_ingested_at
+FROM {ctx.table(RAW_LOG)}
+GROUP BY date, organization_id"""

@@ -24,6 +24,12 @@ class Migration:
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "raw usage log", lambda ctx: [ddl.create_raw_log(ctx)]),
     Migration(2, "daily aggregates", lambda ctx: [ddl.create_daily_aggregates(ctx)]),
+    Migration(3, "aggregation run log", lambda ctx: [ddl.create_aggregation_runs(ctx)]),
+    Migration(
+        4,
+        "touched days",
+        lambda ctx: [ddl.create_touched_days(ctx), ddl.create_touched_days_view(ctx)],
+    ),
 )
 
 

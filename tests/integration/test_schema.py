@@ -13,8 +13,17 @@ from clickhouse_connect.driver.client import Client
 
 from aiusage.errors import SchemaError
 from aiusage.schema import SchemaContext, context_for, migrate
-from aiusage.schema.ddl import DAILY_AGGREGATES, MIGRATIONS, RAW_LOG
+from aiusage.schema.ddl import (
+    AGGREGATION_RUNS,
+    DAILY_AGGREGATES,
+    MIGRATIONS,
+    RAW_LOG,
+    TOUCHED_DAYS,
+)
+from aiusage.schema.migrations import MIGRATIONS as MIGRATIONS_LIST
 from aiusage.settings import ClickHouseSettings
+
+ALL_VERSIONS = tuple(m.version for m in MIGRATIONS_LIST)
 
 
 def _create_statements(client: Client, database: str) -> dict[str, str]:
@@ -42,16 +51,16 @@ def test_fresh_database_gets_every_version_and_the_tables(
 ) -> None:
     ctx = context_for(clickhouse_settings)
     result = migrate(clickhouse, ctx)
-    assert result.applied == (1, 2)
-    assert result.version == 2
+    assert result.applied == ALL_VERSIONS
+    assert result.version == ALL_VERSIONS[-1]
     tables = _create_statements(clickhouse, ctx.database)
-    assert {RAW_LOG, DAILY_AGGREGATES, MIGRATIONS} <= set(tables)
+    assert {RAW_LOG, DAILY_AGGREGATES, MIGRATIONS, AGGREGATION_RUNS, TOUCHED_DAYS} <= set(tables)
     assert "ReplacingMergeTree" in tables[RAW_LOG]
     assert "ReplacingMergeTree(version)" in tables[DAILY_AGGREGATES]
     recorded = clickhouse.query(
         f"SELECT version, name FROM {ctx.table(MIGRATIONS)} FINAL ORDER BY version"
     ).result_rows
-    assert recorded == [(1, "raw usage log"), (2, "daily aggregates")]
+    assert recorded == [(m.version, m.name) for m in MIGRATIONS_LIST]
 
 
 def test_migrate_twice_changes_nothing(
@@ -67,7 +76,7 @@ def test_migrate_twice_changes_nothing(
     versions = clickhouse.query(
         f"SELECT version FROM {ctx.table(MIGRATIONS)} FINAL ORDER BY version"
     ).result_rows
-    assert versions == [(1,), (2,)]
+    assert versions == [(v,) for v in ALL_VERSIONS]
 
 
 def test_concurrent_migrations_leave_one_schema(
@@ -98,7 +107,7 @@ def test_concurrent_migrations_leave_one_schema(
     versions = clickhouse.query(
         f"SELECT version FROM {ctx.table(MIGRATIONS)} FINAL ORDER BY version"
     ).result_rows
-    assert versions == [(1,), (2,)]
+    assert versions == [(v,) for v in ALL_VERSIONS]
 
 
 def test_a_newer_database_is_refused(
