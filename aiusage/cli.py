@@ -32,6 +32,7 @@ class OneLineParser(argparse.ArgumentParser):
 
 def build_parser() -> OneLineParser:
     from aiusage.commands import (
+        aggregate_cmd,
         consume_cmd,
         events_cmd,
         migrate_cmd,
@@ -49,7 +50,16 @@ def build_parser() -> OneLineParser:
         title="commands", dest="command", metavar="COMMAND", parser_class=OneLineParser
     )
     commands.required = True
-    for module in (migrate_cmd, topics_cmd, produce_cmd, consume_cmd, events_cmd, settings_cmd):
+    modules = (
+        migrate_cmd,
+        topics_cmd,
+        produce_cmd,
+        consume_cmd,
+        aggregate_cmd,
+        events_cmd,
+        settings_cmd,
+    )
+    for module in modules:
         module.register(commands)
     return parser
 

@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings
 
+from aggregator.settings import AggregatorSettings
 from aiusage.errors import ConfigError
 from aiusage.settings import ClickHouseSettings, KafkaSettings, LogSettings, MetricsSettings, load
 from consumer.settings import ConsumerSettings
@@ -19,6 +20,7 @@ SETTINGS_CLASSES: tuple[type[BaseSettings], ...] = (
     MetricsSettings,
     LogSettings,
     ConsumerSettings,
+    AggregatorSettings,
 )
 
 

@@ -13,6 +13,7 @@ from clickhouse_connect.driver.client import Client
 
 from aiusage.cli import main
 from aiusage.kafka_topics import delete_topics
+from aiusage.schema.migrations import MIGRATIONS
 from aiusage.settings import ClickHouseSettings, KafkaSettings
 
 AIUSAGE = Path(sys.executable).with_name("aiusage")
@@ -27,7 +28,9 @@ def test_migrate_command_creates_the_schema(
     monkeypatch.setenv("AIUSAGE_CLICKHOUSE_DSN", clickhouse_settings.dsn.get_secret_value())
     monkeypatch.setenv("AIUSAGE_CLICKHOUSE_DATABASE", clickhouse_settings.database_name)
     assert main(["migrate"]) == 0
-    assert "is at version 2 (applied now: 1, 2)" in capsys.readouterr().out
+    versions = [m.version for m in MIGRATIONS]
+    applied = ", ".join(map(str, versions))
+    assert f"is at version {versions[-1]} (applied now: {applied})" in capsys.readouterr().out
     assert main(["migrate"]) == 0
     assert "(applied now: none)" in capsys.readouterr().out
     tables = {
@@ -122,3 +125,27 @@ def test_invalid_settings_never_print_a_traceback(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert "AIUSAGE_CLICKHOUSE_LOG_TTL_DAYS: " in done.stderr
+
+
+def test_aggregate_once_and_backfill_commands(
+    monkeypatch: pytest.MonkeyPatch,
+    migrated: Client,
+    clickhouse_settings: ClickHouseSettings,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from tests.integration.test_aggregator import _ingest, _workload
+
+    db = clickhouse_settings.database_name
+    _ingest(migrated, db, _workload(), "a")
+    monkeypatch.setenv("AIUSAGE_CLICKHOUSE_DSN", clickhouse_settings.dsn.get_secret_value())
+    monkeypatch.setenv("AIUSAGE_CLICKHOUSE_DATABASE", db)
+    assert main(["aggregate", "once", "--date", "2026-03-03"]) == 0
+    assert "aggregated 2026-03-03: 6 organizations" in capsys.readouterr().out
+    assert main(["aggregate", "backfill", "--start", "2026-03-01", "--end", "2026-03-10"]) == 0
+    captured = capsys.readouterr()
+    assert "backfill 2026-03-01..2026-03-10: 10/10 days, 60 rollup rows" in captured.out
+    assert "10/10" in captured.err  # the progress bar
+    days = migrated.query(
+        f"SELECT uniqExact(date) FROM `{db}`.ai_usage_daily_aggregates FINAL"
+    ).result_rows[0][0]
+    assert days == 10

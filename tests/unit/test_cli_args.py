@@ -6,7 +6,20 @@ from aiusage.cli import build_parser, main
 
 
 def _subcommand_paths() -> list[list[str]]:
-    return [[], ["migrate"], ["topics"], ["topics", "create"], ["settings"]]
+    return [
+        [],
+        ["migrate"],
+        ["topics"],
+        ["topics", "create"],
+        ["settings"],
+        ["consume"],
+        ["produce"],
+        ["aggregate"],
+        ["aggregate", "run"],
+        ["aggregate", "once"],
+        ["aggregate", "backfill"],
+        ["events", "schema"],
+    ]
 
 
 @pytest.mark.parametrize("path", _subcommand_paths())
@@ -62,3 +75,31 @@ def test_print_sql_touches_nothing(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "CREATE TABLE IF NOT EXISTS `aiusage`.`ai_usage_log`" in out
     assert "CREATE TABLE IF NOT EXISTS `aiusage`.`ai_usage_daily_aggregates`" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["aggregate", "once", "--date", "2026-13-01"], "is not a date"),
+        (["aggregate", "once"], "required: --date"),
+        (["aggregate", "backfill", "--start", "yesterday", "--end", "2026-01-01"], "not a date"),
+        (["produce", "--events", "-5"], "must be at least 0"),
+        (["produce", "--invalid-fraction", "1.5"], "must be in [0, 1)"),
+        (["produce", "--end", "2026-01-01T00:00:00"], "needs an offset"),
+    ],
+)
+def test_bad_operator_arguments_are_one_line(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert message in err[0]
+
+
+def test_backfill_with_end_before_start_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["aggregate", "backfill", "--start", "2026-03-02", "--end", "2026-03-01"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["aiusage: error: --end 2026-03-01 is before --start 2026-03-02"]
