@@ -20,8 +20,11 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
+
+from clickhouse_connect.driver.client import Client
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -31,13 +34,13 @@ from aggregator.runner import Aggregator  # noqa: E402
 from aggregator.settings import AggregatorSettings  # noqa: E402
 from aiusage.clickhouse import connect  # noqa: E402
 from aiusage.clock import SystemClock  # noqa: E402
-from aiusage.schema import context_for, migrate  # noqa: E402
+from aiusage.schema import SchemaContext, context_for, migrate  # noqa: E402
 from aiusage.settings import ClickHouseSettings  # noqa: E402
 
 FIRST_DAY = date(2026, 10, 1)
 
 
-def generate(client, ctx, events: int, days: int, orgs: int) -> None:  # type: ignore[no-untyped-def]
+def generate(client: Client, ctx: SchemaContext, events: int, days: int, orgs: int) -> None:
     raw = f"`{ctx.database}`.ai_usage_log"
     columns = (
         "event_id, timestamp, organization_id, model, provider, feature, user_id, "
@@ -68,7 +71,7 @@ def generate(client, ctx, events: int, days: int, orgs: int) -> None:  # type: i
     )
 
 
-def timed(action) -> float:  # type: ignore[no-untyped-def]
+def timed(action: Callable[[], object]) -> float:
     started = time.perf_counter()
     action()
     return time.perf_counter() - started

@@ -91,7 +91,7 @@ def consume_only(kafka: KafkaSettings, events: int) -> dict[str, float]:
             started = time.perf_counter()
         for message in batch:
             if message.error() is None:
-                size += len(message.value())
+                size += len(message.value() or b"")
                 seen += 1
     elapsed = time.perf_counter() - (started or time.perf_counter())
     consumer.close()
