@@ -37,6 +37,7 @@ def build_parser() -> OneLineParser:
         events_cmd,
         migrate_cmd,
         produce_cmd,
+        query_cmd,
         settings_cmd,
         topics_cmd,
     )
@@ -56,6 +57,7 @@ def build_parser() -> OneLineParser:
         produce_cmd,
         consume_cmd,
         aggregate_cmd,
+        query_cmd,
         events_cmd,
         settings_cmd,
     )

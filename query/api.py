@@ -98,6 +98,19 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def parse_bound(text: str) -> date | datetime:
+    """YYYY-MM-DD (midnight UTC) or an ISO 8601 datetime with an offset."""
+    try:
+        if len(text) == 10:
+            return date.fromisoformat(text)
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadRequest(f"{text!r} is neither YYYY-MM-DD nor an ISO 8601 datetime") from None
+    if moment.tzinfo is None:
+        raise BadRequest(f"{text!r} needs an offset, such as Z or +02:00")
+    return moment
+
+
 def normalize_bound(value: datetime | date, name: str) -> datetime:
     """A date is the start of that UTC day; a datetime must carry an offset. Bounds are
     rounded up to the millisecond, the raw log's precision, which keeps [start, end)."""

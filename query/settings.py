@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field
 from pydantic_settings import BaseSettings
 
 from aiusage.settings import settings_config
@@ -22,7 +22,6 @@ class QuerySettings(BaseSettings):
         description="bearer tokens and the organizations each may read, as JSON: "
         '{"token": ["org-a", "org-b"]}, or ["*"] for all; empty: no authentication',
     )
-    admin_token: SecretStr | None = None
 
     def secrets(self) -> list[str]:
         return list(self.tokens)

@@ -13,6 +13,7 @@ from aggregator.settings import AggregatorSettings
 from aiusage.errors import ConfigError
 from aiusage.settings import ClickHouseSettings, KafkaSettings, LogSettings, MetricsSettings, load
 from consumer.settings import ConsumerSettings
+from query.settings import QuerySettings
 
 SETTINGS_CLASSES: tuple[type[BaseSettings], ...] = (
     KafkaSettings,
@@ -21,6 +22,7 @@ SETTINGS_CLASSES: tuple[type[BaseSettings], ...] = (
     LogSettings,
     ConsumerSettings,
     AggregatorSettings,
+    QuerySettings,
 )
 
 
@@ -61,6 +63,8 @@ def effective_settings() -> dict[str, Any]:
 def _shown(settings: BaseSettings, field: str, value: Any) -> Any:
     if isinstance(settings, ClickHouseSettings) and field == "dsn":
         return settings.target().display
+    if isinstance(settings, QuerySettings) and field == "tokens":
+        return f"{len(value)} token(s)"
     if isinstance(value, SecretStr):
         return "***" if value.get_secret_value() else ""
     return value

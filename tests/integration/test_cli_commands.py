@@ -149,3 +149,35 @@ def test_aggregate_once_and_backfill_commands(
         f"SELECT uniqExact(date) FROM `{db}`.ai_usage_daily_aggregates FINAL"
     ).result_rows[0][0]
     assert days == 10
+
+
+def test_query_org_command_formats(
+    monkeypatch: pytest.MonkeyPatch,
+    migrated: Client,
+    clickhouse_settings: ClickHouseSettings,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import csv
+    import io
+    import json
+
+    from tests.integration.test_aggregator import _ingest, _workload
+
+    db = clickhouse_settings.database_name
+    _ingest(migrated, db, _workload(), "a")
+    monkeypatch.setenv("AIUSAGE_CLICKHOUSE_DSN", clickhouse_settings.dsn.get_secret_value())
+    monkeypatch.setenv("AIUSAGE_CLICKHOUSE_DATABASE", db)
+    argv = ["query", "org", "org-0001", "--start", "2026-03-01", "--end", "2026-03-11"]
+    assert main([*argv, "--format", "json"]) == 0
+    shape = json.loads(capsys.readouterr().out)
+    assert shape["route"] == "raw"  # nothing aggregated yet
+    assert len(shape["days"]) == 10
+    assert main([*argv, "--format", "csv", "--granularity", "total"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert rows[-1]["date"] == "total"
+    assert rows[-1]["total_cost"] == shape["totals"]["total_cost"]
+    assert main(argv) == 0
+    table = capsys.readouterr().out
+    assert "route: raw" in table and shape["totals"]["total_cost"] in table
+    assert main(["query", "org", "x", "--start", "2026-03-02", "--end", "2026-03-01"]) == 2
+    assert "must be after start" in capsys.readouterr().err

@@ -6,8 +6,6 @@ aggregated days, resent duplicates not merged away, partial days at both edges.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -18,45 +16,14 @@ from hypothesis import strategies as st
 
 from aggregator.runner import Aggregator
 from aggregator.settings import AggregatorSettings
-from aiusage.clickhouse import connect
-from aiusage.schema import SchemaContext, context_for, migrate
+from aiusage.schema import context_for
 from aiusage.settings import ClickHouseSettings
 from query.api import BadRequest, UsageReport, get_org_usage
 from tests.fakes import FakeClock
+from tests.integration.conftest import DATA_END, DATA_START, Dataset
 from tests.integration.test_aggregator import _ingest, _workload
 
-DATA_START = datetime(2026, 2, 10, tzinfo=UTC)
-DATA_END = datetime(2026, 3, 11, tzinfo=UTC)  # 29 days of data
 ORGS = [f"org-{i:04d}" for i in range(1, 7)] + ["org-none"]
-
-
-@dataclass
-class Dataset:
-    client: Client
-    ctx: SchemaContext
-
-
-@pytest.fixture(scope="module")
-def dataset(clickhouse_dsn: str) -> Iterator[Dataset]:
-    settings = ClickHouseSettings(dsn=clickhouse_dsn, database="test_query_property")
-    client = connect(settings)
-    ctx = context_for(settings)
-    client.command(f"DROP DATABASE IF EXISTS `{ctx.database}` SYNC")
-    migrate(client, ctx)
-    db = ctx.database
-    base = _workload(events=6_000, days=29, seed=5, end=DATA_END)
-    _ingest(client, db, base, "base")
-    # Resent duplicates in separate parts: the raw log holds them until a merge.
-    _ingest(client, db, _workload(events=1_500, days=29, seed=5, end=DATA_END), "resent")
-    # Aggregate everything but the last four days (as if the nightly run were behind).
-    clock = FakeClock((DATA_END - timedelta(days=4) + timedelta(hours=1)).timestamp())
-    Aggregator(client, ctx, AggregatorSettings(ingest_settle_s=0), clock).catch_up()
-    # Then late events for days already aggregated.
-    late_end = datetime(2026, 2, 20, 12, tzinfo=UTC)
-    _ingest(client, db, _workload(events=300, days=3, seed=77, end=late_end), "late")
-    yield Dataset(client, ctx)
-    client.command(f"DROP DATABASE IF EXISTS `{ctx.database}` SYNC")
-    client.close()
 
 
 def _assert_equal(routed: UsageReport, raw: UsageReport) -> None:
