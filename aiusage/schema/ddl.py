@@ -16,6 +16,9 @@ MIGRATIONS = "aiusage_schema_migrations"
 AGGREGATION_RUNS = "ai_usage_aggregation_runs"
 TOUCHED_DAYS = "ai_usage_touched_days"
 TOUCHED_DAYS_MV = "ai_usage_touched_days_mv"
+VIEW_DAILY = "v_ai_usage_daily"
+VIEW_LOG = "v_ai_usage_log"
+VIEW_ORG_DAILY = "v_ai_usage_org_daily"
 
 # Per-event cost: up to 999,999,999.999999999 USD with nine decimal places.
 COST_TYPE = "Decimal(18, 9)"
@@ -205,3 +208,80 @@ AS SELECT
     max(ingested_at) AS last_ingested_at
 FROM {ctx.table(RAW_LOG)}
 GROUP BY date, organization_id"""
+
+
+_USAGE = (
+    "total_cost",
+    "total_calls",
+    "total_input_tokens",
+    "total_cached_tokens",
+    "total_output_tokens",
+    "cache_hit_rate_sum",
+)
+_RATE = "if(input_tokens = 0, 0, cached_tokens / input_tokens)"
+
+
+def create_view_daily(ctx: SchemaContext) -> str:
+    """The deduplicated rollup with the request's columns: the latest version wins."""
+    picked = ",\n    ".join(f"argMax({c}, version) AS {c}" for c in (*_USAGE, "avg_cache_hit_rate"))
+    return f"""CREATE VIEW IF NOT EXISTS {ctx.table(VIEW_DAILY)}{ctx.on_cluster} AS
+SELECT
+    date,
+    organization_id,
+    {picked}
+FROM {ctx.table(DAILY_AGGREGATES)}
+GROUP BY date, organization_id"""
+
+
+def create_view_log(ctx: SchemaContext) -> str:
+    """The deduplicated raw log: one row per event."""
+    return f"""CREATE VIEW IF NOT EXISTS {ctx.table(VIEW_LOG)}{ctx.on_cluster} AS
+SELECT * EXCEPT (kafka_topic, kafka_partition, kafka_offset)
+FROM {ctx.table(RAW_LOG)} FINAL"""
+
+
+def create_view_org_daily(ctx: SchemaContext) -> str:
+    """The query layer's routing as a parameterized view, for BI tools.
+
+    SELECT * FROM v_ai_usage_org_daily(org = 'org-a', start_ts = '2026-03-01 00:00:00',
+        end_ts = '2026-04-01 00:00:00', threshold_days = 7, settle_ms = 300000)
+
+    One row per day with usage, and where it came from. threshold_days and settle_ms
+    must be AIUSAGE_QUERY_ROLLUP_THRESHOLD_DAYS and AIUSAGE_AGGREGATOR_INGEST_SETTLE_S
+    (in ms) for the numbers to match the API's to the last digit.
+    """
+    lo = "{start_ts:DateTime64(3, 'UTC')}"
+    hi = "{end_ts:DateTime64(3, 'UTC')}"
+    first = f"if(toDateTime64(toDate({lo}), 3, 'UTC') = {lo}, toDate({lo}), toDate({lo}) + 1)"
+    long_range = f"dateDiff('millisecond', {lo}, {hi}) > {{threshold_days:Float64}} * 86400000"
+    clean = f"""SELECT r.day
+        FROM (
+            SELECT day, max(version) AS snapshot FROM {ctx.table(AGGREGATION_RUNS)} FINAL
+            WHERE status = 'done' GROUP BY day
+        ) AS r
+        LEFT JOIN (
+            SELECT date, toUnixTimestamp64Milli(max(last_ingested_at)) AS last_ms
+            FROM {ctx.table(TOUCHED_DAYS)} WHERE organization_id = {{org:String}} GROUP BY date
+        ) AS t ON r.day = t.date
+        WHERE toInt64(t.last_ms) < toInt64(r.snapshot) - {{settle_ms:UInt64}}"""
+    served = f"({long_range}) AND day_ >= {first} AND day_ < toDate({hi}) AND day_ IN ({clean})"
+    rollup_values = ",\n    ".join(f"argMax({c}, version) AS {c}" for c in _USAGE)
+    return f"""CREATE VIEW IF NOT EXISTS {ctx.table(VIEW_ORG_DAILY)}{ctx.on_cluster} AS
+SELECT date, source, {", ".join(_USAGE)},
+    if(total_calls = 0, 0, cache_hit_rate_sum / total_calls) AS avg_cache_hit_rate
+FROM (
+    SELECT date, 'rollup' AS source,
+    {rollup_values}
+    FROM {ctx.table(DAILY_AGGREGATES)}
+    WHERE organization_id = {{org:String}} AND {served.replace("day_", "date")}
+    GROUP BY date
+    UNION ALL
+    SELECT toDate(timestamp) AS date, 'raw' AS source,
+        sum(cost_usd) AS total_cost, count() AS total_calls,
+        sum(input_tokens) AS total_input_tokens, sum(cached_tokens) AS total_cached_tokens,
+        sum(output_tokens) AS total_output_tokens, sum({_RATE}) AS cache_hit_rate_sum
+    FROM {ctx.table(RAW_LOG)} FINAL
+    WHERE organization_id = {{org:String}} AND timestamp >= {lo} AND timestamp < {hi}
+      AND NOT ({served.replace("day_", "toDate(timestamp)")})
+    GROUP BY date
+)"""

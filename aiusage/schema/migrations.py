@@ -30,6 +30,15 @@ MIGRATIONS: tuple[Migration, ...] = (
         "touched days",
         lambda ctx: [ddl.create_touched_days(ctx), ddl.create_touched_days_view(ctx)],
     ),
+    Migration(
+        5,
+        "BI views",
+        lambda ctx: [
+            ddl.create_view_daily(ctx),
+            ddl.create_view_log(ctx),
+            ddl.create_view_org_daily(ctx),
+        ],
+    ),
 )
 
 

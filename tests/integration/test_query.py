@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from clickhouse_connect.driver.client import Client
@@ -131,3 +132,68 @@ def test_unknown_organization_and_bad_arguments(dataset: Dataset) -> None:
     assert empty.days == {}
     with pytest.raises(BadRequest, match="granularity"):
         get_org_usage(dataset.client, dataset.ctx, "o", date(2026, 2, 1), date(2026, 3, 1), "week")  # type: ignore[arg-type]
+
+
+def _view_days(
+    dataset: Dataset, org: str, start: datetime, end: datetime
+) -> dict[date, tuple[Any, ...]]:
+    rows = dataset.client.query(
+        "SELECT date, source, total_cost, total_calls, total_input_tokens, total_cached_tokens, "
+        "total_output_tokens, avg_cache_hit_rate "
+        f"FROM `{dataset.ctx.database}`.v_ai_usage_org_daily("
+        "org = {org:String}, start_ts = {s:String}, end_ts = {e:String}, threshold_days = 7, "
+        "settle_ms = 0)",
+        parameters={
+            "org": org,
+            "s": start.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3],
+            "e": end.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3],
+        },
+    ).result_rows
+    return {row[0]: row[1:] for row in rows}
+
+
+@pytest.mark.parametrize(
+    ("org", "start", "end"),
+    [
+        ("org-0001", datetime(2026, 2, 12, 6, tzinfo=UTC), datetime(2026, 3, 11, tzinfo=UTC)),
+        ("org-0002", datetime(2026, 2, 10, tzinfo=UTC), datetime(2026, 3, 1, tzinfo=UTC)),
+        ("org-0003", datetime(2026, 2, 25, 13, tzinfo=UTC), datetime(2026, 3, 2, 1, tzinfo=UTC)),
+        ("org-0006", datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC)),
+    ],
+)
+def test_the_bi_view_gives_the_api_numbers_by_the_same_route(
+    dataset: Dataset, org: str, start: datetime, end: datetime
+) -> None:
+    report = get_org_usage(dataset.client, dataset.ctx, org, start, end, settle_s=0.0)
+    view = _view_days(dataset, org, start, end)
+    assert set(view) == set(report.days)
+    for day, usage in report.days.items():
+        source, cost, calls, inp, cached, out, avg = view[day]
+        assert (cost, calls, inp, cached, out) == (
+            usage.total_cost, usage.total_calls, usage.total_input_tokens,
+            usage.total_cached_tokens, usage.total_output_tokens,
+        )  # fmt: skip
+        assert abs(avg - usage.avg_cache_hit_rate) <= 1e-12
+        assert source == ("rollup" if day in report.rollup_days else "raw")
+
+
+def test_the_deduplicated_views(dataset: Dataset) -> None:
+    db = dataset.ctx.database
+    q = dataset.client.query
+    assert (
+        q(f"SELECT count() FROM `{db}`.v_ai_usage_log").result_rows
+        == q(f"SELECT count() FROM `{db}`.ai_usage_log FINAL").result_rows
+    )
+    assert (
+        q(f"SELECT count() FROM `{db}`.v_ai_usage_log").result_rows[0][0]
+        < q(f"SELECT count() FROM `{db}`.ai_usage_log").result_rows[0][0]
+    ), "the dataset has unmerged duplicates"
+    daily = q(
+        f"SELECT date, organization_id, total_cost, total_calls, avg_cache_hit_rate "
+        f"FROM `{db}`.v_ai_usage_daily ORDER BY date, organization_id"
+    ).result_rows
+    final = q(
+        f"SELECT date, organization_id, total_cost, total_calls, avg_cache_hit_rate "
+        f"FROM `{db}`.ai_usage_daily_aggregates FINAL ORDER BY date, organization_id"
+    ).result_rows
+    assert daily == final and daily
