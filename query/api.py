@@ -8,6 +8,7 @@ that are aggregated and clean for the organization; the rest is read from the ra
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -15,13 +16,13 @@ from typing import Any, Literal
 
 from clickhouse_connect.driver.client import Client
 
+from aiusage.clock import Clock, SystemClock
 from aiusage.events import _plain
 from aiusage.schema.ddl import SchemaContext
 from query import routing, sql
 from query.settings import QuerySettings
 
 Granularity = Literal["day", "total"]
-EPOCH_DAY = date(1970, 1, 1)
 
 
 class BadRequest(ValueError):
@@ -145,29 +146,119 @@ def validate(
     return lo, hi
 
 
-def clean_days(
-    client: Client,
-    ctx: SchemaContext,
-    organization_id: str,
-    first: date,
-    stop: date,
-    settle_s: float,
-) -> tuple[set[date], date | None]:
-    """The aggregated days in [first, stop) that are clean for the organization, and the
-    rollup watermark (the latest aggregated day)."""
-    rows = client.query(
-        sql.day_status(ctx),
-        parameters={"org": organization_id, "first": first, "stop": stop},
-    ).result_rows
-    settle_ms = math.ceil(settle_s * 1000)
-    clean: set[date] = set()
-    watermark: date | None = None
-    for kind, day, snapshot, last_ms in rows:
-        if kind == 1:
-            watermark = day if day > EPOCH_DAY else None
-        elif int(last_ms or 0) < int(snapshot) - settle_ms:
-            clean.add(day)
-    return clean, watermark
+class RunLogCache:
+    """Aggregated days and their snapshots, read at most every ``ttl_s`` seconds.
+
+    A stale copy can only err toward the raw log: a day aggregated since is taken as not
+    aggregated, and an older snapshot makes the clean test stricter. Touched days, which
+    can make a day dirty, are never cached."""
+
+    def __init__(self, client: Client, ctx: SchemaContext, clock: Clock, ttl_s: float) -> None:
+        self._client, self._ctx, self._clock, self._ttl_s = client, ctx, clock, ttl_s
+        self._lock = threading.Lock()
+        self._read_at: float | None = None
+        self._snapshots: dict[date, int] = {}
+
+    def snapshots(self) -> dict[date, int]:
+        with self._lock:
+            now = self._clock.monotonic()
+            if self._read_at is None or now - self._read_at >= self._ttl_s:
+                rows = self._client.query(sql.aggregated_days(self._ctx)).result_rows
+                self._snapshots = {day: int(ms) for day, ms in rows}
+                self._read_at = now
+            return self._snapshots
+
+
+class UsageQuery:
+    """Answers usage queries; holds the run-log cache between requests."""
+
+    def __init__(
+        self,
+        client: Client,
+        ctx: SchemaContext,
+        settings: QuerySettings | None = None,
+        *,
+        settle_s: float = 300.0,
+        clock: Clock | None = None,
+        cache_ttl_s: float = 5.0,
+    ) -> None:
+        self._client = client
+        self._ctx = ctx
+        self._settings = settings or QuerySettings()
+        self._settle_ms = math.ceil(settle_s * 1000)
+        self._runs = RunLogCache(client, ctx, clock or SystemClock(), cache_ttl_s)
+
+    def org_usage(
+        self,
+        organization_id: str,
+        start: datetime | date,
+        end: datetime | date,
+        granularity: Granularity = "day",
+        route: Literal["auto", "raw"] = "auto",
+    ) -> UsageReport:
+        """Usage of ``organization_id`` over [start, end); ``route="raw"`` reads only the
+        raw log (the reference the routed answer must equal)."""
+        if granularity not in ("day", "total"):
+            raise BadRequest("granularity must be 'day' or 'total'")
+        lo, hi = validate(organization_id, start, end, self._settings)
+        snapshots = self._runs.snapshots()
+        watermark = max(snapshots) if snapshots else None
+        threshold = self._settings.rollup_threshold_days
+        first, stop = routing.whole_days(lo, hi)
+        candidates = sorted(d for d in snapshots if first <= d < stop)
+        days: dict[date, Usage] = {}
+        if route == "raw" or not routing.is_long(lo, hi, threshold) or not candidates:
+            plan = routing.plan(lo, hi, threshold, ())
+        else:
+            rollup, touched = self._read_rollup(organization_id, candidates[0], candidates[-1])
+            clean = {d for d in candidates if touched.get(d, 0) < snapshots[d] - self._settle_ms}
+            plan = routing.plan(lo, hi, threshold, clean)
+            days = {d: usage for d, usage in rollup.items() if d in clean}
+        if plan.raw_ranges:
+            for day, usage in self._read_raw(organization_id, plan.raw_ranges).items():
+                days.setdefault(day, Usage()).add(usage)
+        totals = Usage()
+        for usage in days.values():
+            totals.add(usage)
+        return UsageReport(
+            organization_id=organization_id, start=lo, end=hi, granularity=granularity,
+            totals=totals, days=days, route=plan.route, rollup_days=plan.rollup_days,
+            raw_ranges=plan.raw_ranges, watermark=watermark,
+        )  # fmt: skip
+
+    def _read_rollup(
+        self, organization_id: str, first: date, last: date
+    ) -> tuple[dict[date, Usage], dict[date, int]]:
+        """One round trip: the rollup's rows and the touched times of [first, last]."""
+        query = f"{sql.rollup_part(self._ctx)}\nUNION ALL\n{sql.touched_part(self._ctx)}"
+        params = {"org": organization_id, "first": first, "stop": last + routing.DAY}
+        rollup: dict[date, Usage] = {}
+        touched: dict[date, int] = {}
+        for day, source, cost, calls, inp, cached, out, rate_sum in self._client.query(
+            query, parameters=params
+        ).result_rows:
+            if source == "touched":
+                touched[day] = int(calls)
+            else:
+                rollup[day] = Usage(
+                    Decimal(cost), int(calls), int(inp), int(cached), int(out), rate_sum
+                )
+        return rollup, touched
+
+    def _read_raw(
+        self, organization_id: str, ranges: tuple[tuple[datetime, datetime], ...]
+    ) -> dict[date, Usage]:
+        params: dict[str, Any] = {"org": organization_id}
+        for i, (a, b) in enumerate(ranges):
+            params[f"s{i}"] = _bound(a)
+            params[f"e{i}"] = _bound(b)
+        query = f"{sql.raw_part(self._ctx, ranges)}\n{sql.FINAL_SETTINGS}"
+        return {
+            day: Usage(Decimal(cost), int(calls), int(inp), int(cached), int(out), rate_sum)
+            for day, _, cost, calls, inp, cached, out, rate_sum in self._client.query(
+                query, parameters=params
+            ).result_rows
+        }
 
 
 def get_org_usage(
@@ -182,63 +273,12 @@ def get_org_usage(
     settle_s: float = 300.0,
     route: Literal["auto", "raw"] = "auto",
 ) -> UsageReport:
-    """Usage of ``organization_id`` over [start, end).
+    """Usage of ``organization_id`` over [start, end), from a fresh read of the run log.
 
     ``settle_s`` must be the aggregator's AIUSAGE_AGGREGATOR_INGEST_SETTLE_S: it is the
-    same rule that decides which days are clean. ``route="raw"`` reads only the raw log
-    (the reference the routed answer must equal).
-    """
-    settings = settings or QuerySettings()
-    if granularity not in ("day", "total"):
-        raise BadRequest("granularity must be 'day' or 'total'")
-    lo, hi = validate(organization_id, start, end, settings)
-    if route == "raw" or not routing.is_long(lo, hi, settings.rollup_threshold_days):
-        plan = routing.plan(lo, hi, settings.rollup_threshold_days, ())
-        found = client.query(sql.watermark(ctx)).result_rows[0]
-        watermark = found[0] if found[1] else None
-    else:
-        first, stop = routing.whole_days(lo, hi)
-        clean, watermark = clean_days(client, ctx, organization_id, first, stop, settle_s)
-        plan = routing.plan(lo, hi, settings.rollup_threshold_days, clean)
-    days = _read(client, ctx, organization_id, plan)
-    totals = Usage()
-    for usage in days.values():
-        totals.add(usage)
-    return UsageReport(
-        organization_id=organization_id,
-        start=lo,
-        end=hi,
-        granularity=granularity,
-        totals=totals,
-        days=days,
-        route=plan.route,
-        rollup_days=plan.rollup_days,
-        raw_ranges=plan.raw_ranges,
-        watermark=watermark,
-    )
-
-
-def _read(
-    client: Client, ctx: SchemaContext, organization_id: str, plan: routing.Plan
-) -> dict[date, Usage]:
-    parts: list[str] = []
-    params: dict[str, Any] = {"org": organization_id}
-    if plan.rollup_days:
-        parts.append(sql.rollup_part(ctx))
-        params["days"] = list(plan.rollup_days)
-    if plan.raw_ranges:
-        parts.append(sql.raw_part(ctx, plan.raw_ranges))
-        for i, (a, b) in enumerate(plan.raw_ranges):
-            params[f"s{i}"] = _bound(a)
-            params[f"e{i}"] = _bound(b)
-    query = "\nUNION ALL\n".join(parts) + "\n" + sql.FINAL_SETTINGS
-    days: dict[date, Usage] = {}
-    for day, _source, cost, calls, inp, cached, out, rate_sum in client.query(
-        query, parameters=params
-    ).result_rows:
-        usage = days.setdefault(day, Usage())
-        usage.add(Usage(Decimal(cost), int(calls), int(inp), int(cached), int(out), rate_sum))
-    return days
+    same rule that decides which days are clean. Services keep a UsageQuery instead."""
+    query = UsageQuery(client, ctx, settings, settle_s=settle_s, cache_ttl_s=0.0)
+    return query.org_usage(organization_id, start, end, granularity, route)
 
 
 def _bound(moment: datetime) -> str:

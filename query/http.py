@@ -23,7 +23,7 @@ from prometheus_client import (
 )
 
 from aiusage.schema.ddl import SchemaContext
-from query.api import BadRequest, get_org_usage, parse_bound
+from query.api import BadRequest, UsageQuery, parse_bound
 from query.settings import QuerySettings
 
 
@@ -51,6 +51,7 @@ def create_app(
         version="1",
         description="Exact AI usage per organization, from Kafka through ClickHouse.",
     )
+    usage_query = UsageQuery(client, ctx, settings, settle_s=settle_s)
     registry = CollectorRegistry()
     requests = Counter(
         "aiusage_query_requests", "Usage requests, by status", ["status"], registry=registry
@@ -80,10 +81,7 @@ def create_app(
         _authorize(settings, authorization, organization_id)
         try:
             lo, hi = parse_bound(start), parse_bound(end)
-            report = get_org_usage(
-                client, ctx, organization_id, lo, hi, granularity,
-                settings=settings, settle_s=settle_s,
-            )  # fmt: skip
+            report = usage_query.org_usage(organization_id, lo, hi, granularity)
         except BadRequest as err:
             requests.labels("400").inc()
             raise HTTPException(400, str(err)) from None

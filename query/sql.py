@@ -19,39 +19,36 @@ USAGE_COLUMNS = (
 )
 
 
-def day_status(ctx: SchemaContext) -> str:
-    """For the organization and [first, stop): each aggregated day's snapshot and when the
-    organization's day last received rows (kind 0), then the rollup watermark (kind 1)."""
-    return f"""SELECT 0 AS kind, r.day AS day, r.snapshot AS snapshot, t.last_ms AS last_ms
-FROM (
-    SELECT day, max(version) AS snapshot
-    FROM {ctx.table(ddl.AGGREGATION_RUNS)} FINAL
-    WHERE status = 'done' AND day >= {{first:Date}} AND day < {{stop:Date}}
-    GROUP BY day
-) AS r
-LEFT JOIN (
-    SELECT date, toUnixTimestamp64Milli(max(last_ingested_at)) AS last_ms
-    FROM {ctx.table(ddl.TOUCHED_DAYS)}
-    WHERE organization_id = {{org:String}} AND date >= {{first:Date}} AND date < {{stop:Date}}
-    GROUP BY date
-) AS t ON r.day = t.date
-UNION ALL
-SELECT 1, max(day), 0, 0 FROM {ctx.table(ddl.AGGREGATION_RUNS)} WHERE status = 'done'"""
+def aggregated_days(ctx: SchemaContext) -> str:
+    """Every aggregated day with its snapshot (ms), and nothing else.
 
-
-def watermark(ctx: SchemaContext) -> str:
+    A run's rows are (day, version) with status running then done: the done row is
+    there whether or not the two have been merged yet, so no FINAL is needed."""
     return (
-        f"SELECT max(day), count() > 0 FROM {ctx.table(ddl.AGGREGATION_RUNS)} WHERE status = 'done'"
+        f"SELECT day, toInt64(max(version)) FROM {ctx.table(ddl.AGGREGATION_RUNS)} "
+        "WHERE status = 'done' GROUP BY day"
+    )
+
+
+def touched_part(ctx: SchemaContext) -> str:
+    """When the organization's days in [first, stop) last received rows, shaped like a
+    usage row (source 'touched', the time in ms as total_calls) to share a round trip."""
+    return (
+        "SELECT date, 'touched' AS source, toDecimal128(0, 9), "
+        "toUInt64(toUnixTimestamp64Milli(max(last_ingested_at))), 0, 0, 0, 0.0\n"
+        f"FROM {ctx.table(ddl.TOUCHED_DAYS)}\n"
+        "WHERE organization_id = {org:String} AND date >= {first:Date} AND date < {stop:Date}\n"
+        "GROUP BY date"
     )
 
 
 def rollup_part(ctx: SchemaContext) -> str:
-    values = ", ".join(f"argMax({c}, version)" for c in USAGE_COLUMNS)
+    """The rollup's rows for the organization in [first, stop), deduplicated by FINAL
+    (within one organization's primary-key range, it reads a handful of granules)."""
     return (
-        f"SELECT date, 'rollup' AS source, {values}\n"
-        f"FROM {ctx.table(ddl.DAILY_AGGREGATES)}\n"
-        "WHERE organization_id = {org:String} AND date IN {days:Array(Date)}\n"
-        "GROUP BY date"
+        f"SELECT date, 'rollup' AS source, {', '.join(USAGE_COLUMNS)}\n"
+        f"FROM {ctx.table(ddl.DAILY_AGGREGATES)} FINAL\n"
+        "WHERE organization_id = {org:String} AND date >= {first:Date} AND date < {stop:Date}"
     )
 
 
