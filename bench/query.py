@@ -32,6 +32,7 @@ from aiusage.clickhouse import connect  # noqa: E402
 from aiusage.clock import SystemClock  # noqa: E402
 from aiusage.schema import context_for, migrate  # noqa: E402
 from aiusage.settings import ClickHouseSettings  # noqa: E402
+from query.api import UsageQuery  # noqa: E402
 
 FIRST_DAY = date(2026, 5, 1)
 HEAVY = "org-0001"
