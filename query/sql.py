@@ -35,10 +35,9 @@ def touched_part(ctx: SchemaContext) -> str:
     usage row (source 'touched', the time in ms as total_calls) to share a round trip."""
     return (
         "SELECT date, 'touched' AS source, toDecimal128(0, 9), "
-        "toUInt64(toUnixTimestamp64Milli(max(last_ingested_at))), 0, 0, 0, 0.0\n"
-        f"FROM {ctx.table(ddl.TOUCHED_DAYS)}\n"
-        "WHERE organization_id = {org:String} AND date >= {first:Date} AND date < {stop:Date}\n"
-        "GROUP BY date"
+        "toUInt64(toUnixTimestamp64Milli(last_ingested_at)), 0, 0, 0, 0.0\n"
+        f"FROM {ctx.table(ddl.TOUCHED_DAYS)} FINAL\n"
+        "WHERE organization_id = {org:String} AND date >= {first:Date} AND date < {stop:Date}"
     )
 
 

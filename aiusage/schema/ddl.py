@@ -124,6 +124,9 @@ SETTINGS {ctx.dedup_window_setting} = {INSERT_DEDUP_WINDOW}"""
 def create_daily_aggregates(ctx: SchemaContext) -> str:
     """Per-organization daily rollups (the request's aiUsageDailyAggregates).
 
+    Partitioned by year: the table holds one row per organization and day, so monthly
+    partitions would only multiply the parts a one-organization read must open.
+
     ``by_org_date`` is the primary key (organization_id, date); ``by_date`` is a
     projection sorted by date. ``cache_hit_rate_sum`` (the sum of the per-call rates)
     lets a range of days be merged exactly: sum(cache_hit_rate_sum) / sum(total_calls).
@@ -145,7 +148,7 @@ def create_daily_aggregates(ctx: SchemaContext) -> str:
     PROJECTION by_date (SELECT * ORDER BY date)
 )
 ENGINE = {ctx.engine("ReplacingMergeTree", DAILY_AGGREGATES, "version")}
-PARTITION BY toYYYYMM(date)
+PARTITION BY toYear(date)
 ORDER BY (organization_id, date)
 SETTINGS deduplicate_merge_projection_mode = 'rebuild'"""
 
@@ -195,7 +198,7 @@ def create_touched_days(ctx: SchemaContext) -> str:
     last_ingested_at DateTime64(3, 'UTC')
 )
 ENGINE = {ctx.engine("ReplacingMergeTree", TOUCHED_DAYS, "last_ingested_at")}
-PARTITION BY toYYYYMM(date)
+PARTITION BY toYear(date)
 ORDER BY (organization_id, date)"""
 
 
@@ -223,14 +226,10 @@ _RATE = "if(input_tokens = 0, 0, cached_tokens / input_tokens)"
 
 def create_view_daily(ctx: SchemaContext) -> str:
     """The deduplicated rollup with the request's columns: the latest version wins."""
-    picked = ",\n    ".join(f"argMax({c}, version) AS {c}" for c in (*_USAGE, "avg_cache_hit_rate"))
+    columns = ", ".join(("date", "organization_id", *_USAGE, "avg_cache_hit_rate"))
     return f"""CREATE VIEW IF NOT EXISTS {ctx.table(VIEW_DAILY)}{ctx.on_cluster} AS
-SELECT
-    date,
-    organization_id,
-    {picked}
-FROM {ctx.table(DAILY_AGGREGATES)}
-GROUP BY date, organization_id"""
+SELECT {columns}
+FROM {ctx.table(DAILY_AGGREGATES)} FINAL"""
 
 
 def create_view_log(ctx: SchemaContext) -> str:
