@@ -38,6 +38,7 @@ def build_parser() -> OneLineParser:
         migrate_cmd,
         produce_cmd,
         query_cmd,
+        serve_cmd,
         settings_cmd,
         topics_cmd,
     )
@@ -58,6 +59,7 @@ def build_parser() -> OneLineParser:
         consume_cmd,
         aggregate_cmd,
         query_cmd,
+        serve_cmd,
         events_cmd,
         settings_cmd,
     )
