@@ -104,7 +104,11 @@ def serve(config: ServeConfig, stop: threading.Event, catch_up_now: threading.Ev
         finally:
             stop.set()
 
-    app = create_app(client, ctx, config.query, config.aggregator.ingest_settle_s)
+    # The API's own handles: requests never wait behind the consumer's inserts.
+    api_clients = (connect(config.clickhouse), connect(config.clickhouse))
+    app = create_app(
+        api_clients[0], ctx, config.query, config.aggregator.ingest_settle_s, api_clients[1]
+    )
     http = uvicorn.Server(
         uvicorn.Config(app, host=config.query.host, port=config.query.port, log_config=None)
     )
@@ -133,5 +137,7 @@ def serve(config: ServeConfig, stop: threading.Event, catch_up_now: threading.Ev
         for thread in threads:
             thread.join(config.consumer.shutdown_timeout_s + 30)
         observability.stop()
+        for api_client in api_clients:
+            api_client.close()
         client.close()
     return max(exit_codes.values(), default=0)

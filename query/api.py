@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -181,8 +182,15 @@ class UsageQuery:
         settle_s: float = 300.0,
         clock: Clock | None = None,
         cache_ttl_s: float = 5.0,
+        parallel_client: Client | None = None,
     ) -> None:
+        """``parallel_client``, a second handle on the same ClickHouse, lets the rollup
+        and the touched days be read at the same time (chDB serializes one handle)."""
         self._client = client
+        self._parallel = parallel_client
+        self._pool = (
+            ThreadPoolExecutor(1, thread_name_prefix="aiusage-query") if parallel_client else None
+        )
         self._ctx = ctx
         self._settings = settings or QuerySettings()
         self._settle_ms = math.ceil(settle_s * 1000)
@@ -229,14 +237,26 @@ class UsageQuery:
     def _read_rollup(
         self, organization_id: str, first: date, last: date
     ) -> tuple[dict[date, Usage], dict[date, int]]:
-        """One round trip: the rollup's rows and the touched times of [first, last]."""
-        query = f"{sql.rollup_part(self._ctx)}\nUNION ALL\n{sql.touched_part(self._ctx)}"
+        """The rollup's rows and the touched times of [first, last]: both in one round
+        trip, or side by side on two handles when a parallel client was given."""
         params = {"org": organization_id, "first": first, "stop": last + routing.DAY}
+        rollup_sql, touched_sql = sql.rollup_part(self._ctx), sql.touched_part(self._ctx)
+        if self._parallel is not None and self._pool is not None:
+            parallel = self._parallel
+            pending = self._pool.submit(
+                lambda: parallel.query(touched_sql, parameters=params).result_rows
+            )
+            rows = [*self._client.query(rollup_sql, parameters=params).result_rows]
+            rows += pending.result()
+        else:
+            rows = [
+                *self._client.query(
+                    f"{rollup_sql}\nUNION ALL\n{touched_sql}", parameters=params
+                ).result_rows
+            ]
         rollup: dict[date, Usage] = {}
         touched: dict[date, int] = {}
-        for day, source, cost, calls, inp, cached, out, rate_sum in self._client.query(
-            query, parameters=params
-        ).result_rows:
+        for day, source, cost, calls, inp, cached, out, rate_sum in rows:
             if source == "touched":
                 touched[day] = int(calls)
             else:

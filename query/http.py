@@ -44,14 +44,22 @@ def _authorize(settings: QuerySettings, authorization: str | None, org: str) -> 
 
 
 def create_app(
-    client: Client, ctx: SchemaContext, settings: QuerySettings, settle_s: float
+    client: Client,
+    ctx: SchemaContext,
+    settings: QuerySettings,
+    settle_s: float,
+    parallel_client: Client | None = None,
 ) -> FastAPI:
+    """``client`` should be the API's own handle: in chDB one handle runs one query at a
+    time, and the consumer's inserts must not queue requests behind them."""
     app = FastAPI(
         title="aiusage",
         version="1",
         description="Exact AI usage per organization, from Kafka through ClickHouse.",
     )
-    usage_query = UsageQuery(client, ctx, settings, settle_s=settle_s)
+    usage_query = UsageQuery(
+        client, ctx, settings, settle_s=settle_s, parallel_client=parallel_client
+    )
     registry = CollectorRegistry()
     requests = Counter(
         "aiusage_query_requests", "Usage requests, by status", ["status"], registry=registry

@@ -73,13 +73,14 @@ def run_serve(args: argparse.Namespace) -> int:
     settings = load(QuerySettings)
     settle = load(AggregatorSettings).ingest_settle_s
     configure(load(LogSettings), secrets=clickhouse.secrets() + settings.secrets())
-    client = connect(clickhouse)
+    client, parallel = connect(clickhouse), connect(clickhouse)
     ctx = context_for(clickhouse)
     migrate(client, ctx)
     try:
-        app = create_app(client, ctx, settings, settle)
+        app = create_app(client, ctx, settings, settle, parallel)
         uvicorn.run(app, host=settings.host, port=settings.port, log_config=None)
     finally:
+        parallel.close()
         client.close()
     return 0
 

@@ -24,6 +24,7 @@ DATA_END = datetime(2026, 3, 11, tzinfo=UTC)  # 29 days of data
 class Dataset:
     client: Client
     ctx: SchemaContext
+    dsn: str
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +47,6 @@ def dataset(clickhouse_dsn: str) -> Iterator[Dataset]:
     # Then late events for days already aggregated.
     late_end = datetime(2026, 2, 20, 12, tzinfo=UTC)
     _ingest(client, db, _workload(events=300, days=3, seed=77, end=late_end), "late")
-    yield Dataset(client, ctx)
+    yield Dataset(client, ctx, clickhouse_dsn)
     client.command(f"DROP DATABASE IF EXISTS `{ctx.database}` SYNC")
     client.close()

@@ -8,6 +8,8 @@ from datetime import UTC, date, datetime
 import pytest
 from fastapi.testclient import TestClient
 
+from aiusage.clickhouse import connect
+from aiusage.settings import ClickHouseSettings
 from query.api import get_org_usage
 from query.http import create_app
 from query.settings import QuerySettings
@@ -19,8 +21,12 @@ URL = "/v1/organizations/{org}/usage"
 @pytest.fixture
 def api(dataset: Dataset) -> Iterator[TestClient]:
     settings = QuerySettings(tokens={"token-a": ["org-0001"], "token-all": ["*"]})
-    with TestClient(create_app(dataset.client, dataset.ctx, settings, 0.0)) as client:
+    # A second handle: the rollup and the touched days are read side by side.
+    parallel = connect(ClickHouseSettings(dsn=dataset.dsn, database=dataset.ctx.database))
+    app = create_app(dataset.client, dataset.ctx, settings, 0.0, parallel_client=parallel)
+    with TestClient(app) as client:
         yield client
+    parallel.close()
 
 
 def _get(api: TestClient, org: str, token: str | None = "token-all", **params: str):  # type: ignore[no-untyped-def]
