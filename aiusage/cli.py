@@ -34,6 +34,7 @@ def build_parser() -> OneLineParser:
     from aiusage.commands import (
         aggregate_cmd,
         consume_cmd,
+        dlq_cmd,
         events_cmd,
         migrate_cmd,
         produce_cmd,
@@ -60,6 +61,7 @@ def build_parser() -> OneLineParser:
         aggregate_cmd,
         query_cmd,
         serve_cmd,
+        dlq_cmd,
         events_cmd,
         settings_cmd,
     )
