@@ -7,9 +7,10 @@ STAMP := $(VENV)/.installed
 LOCAL_KAFKA := deploy/kafka/local-kafka
 PYTEST_ARGS ?=
 
-.PHONY: help install test unit lint format kafka-start kafka-stop clean
+.PHONY: help install demo test unit lint format kafka-start kafka-stop clean
 
 help:
+	@echo "make demo         the whole pipeline on the embedded default, checked end to end"
 	@echo "make test         install, start the local Kafka broker if none is configured, run every test"
 	@echo "make unit         run the unit tests only (no services)"
 	@echo "make lint         ruff and mypy (strict on our packages)"
@@ -20,10 +21,15 @@ $(STAMP): pyproject.toml
 		|| { echo "make: Python 3.11 or newer is required (set PYTHON=/path/to/python3.11)"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[test,dev,demo]'
 	@touch $@
 
 install: $(STAMP)
+
+# Starts the local broker unless one answers, runs everything, stops what it started.
+demo: $(STAMP)
+	$(LOCAL_KAFKA) resolve
+	$(BIN)/aiusage demo
 
 # The test harness (tests/services.py) starts the local broker when no broker is
 # configured and stops only what it started; the jars are resolved here, up front.

@@ -39,8 +39,12 @@ class Daemon:
         clock: Clock,
         stop: threading.Event,
         wait: Wait | None = None,
+        run_now: threading.Event | None = None,
     ) -> None:
+        """``run_now``, when set, asks for a run before the next tick (``wait`` should
+        return early for it)."""
         self._aggregator = aggregator
+        self._run_now = run_now
         self._schedule = schedule
         self._clock = clock
         self._stop = stop
@@ -76,6 +80,9 @@ class Daemon:
             while (remaining := fire - self._clock.time()) > 0:
                 if self._wait(min(remaining, MAX_WAIT_S)):
                     return
+                if self._run_now is not None and self._run_now.is_set():
+                    self._run_now.clear()
+                    self._run_once("requested run")
             self._run_once("scheduled run")
 
     def _run_once(self, what: str) -> None:

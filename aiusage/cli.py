@@ -34,6 +34,7 @@ def build_parser() -> OneLineParser:
     from aiusage.commands import (
         aggregate_cmd,
         consume_cmd,
+        demo_cmd,
         dlq_cmd,
         events_cmd,
         migrate_cmd,
@@ -62,6 +63,7 @@ def build_parser() -> OneLineParser:
         query_cmd,
         serve_cmd,
         dlq_cmd,
+        demo_cmd,
         events_cmd,
         settings_cmd,
     )

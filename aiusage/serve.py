@@ -68,17 +68,13 @@ def serve(config: ServeConfig, stop: threading.Event, catch_up_now: threading.Ev
     aggregator = Aggregator(client, ctx, config.aggregator, SystemClock(), aggregator_metrics)
 
     def wait(seconds: float) -> bool:
-        """The daemon's wait: stop, or a catch-up requested, or the time passed."""
-        if catch_up_now.wait(seconds):
-            catch_up_now.clear()
-            if not stop.is_set():
-                report = aggregator.catch_up(stop)
-                log.info(
-                    "requested catch-up: %d days, %d rollup rows", len(report.days), report.rows
-                )
+        """The daemon's wait ends early when a run is requested or on stop."""
+        catch_up_now.wait(seconds)
         return stop.is_set()
 
-    daemon = Daemon(aggregator, config.aggregator.schedule, SystemClock(), stop, wait)
+    daemon = Daemon(
+        aggregator, config.aggregator.schedule, SystemClock(), stop, wait, run_now=catch_up_now
+    )
     exit_codes: dict[str, int] = {}
 
     def run_consumer() -> None:
