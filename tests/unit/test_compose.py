@@ -90,3 +90,27 @@ def test_dockerfile_installs_every_package_and_runs_unprivileged() -> None:
         assert f"COPY {package} ./{package}" in dockerfile
     assert "RUN pip install ." in dockerfile
     assert "USER aiusage" in dockerfile
+
+
+def test_k8s_manifests_run_real_subcommands_with_real_settings() -> None:
+    known = _known_variables()
+    registered = _registered_subcommands()
+    documents = [
+        doc
+        for path in sorted((REPO / "deploy" / "k8s").glob("*.yaml"))
+        for doc in yaml.safe_load_all(path.read_text())
+    ]
+    config = next(d for d in documents if d["kind"] == "ConfigMap")
+    secret = next(d for d in documents if d["kind"] == "Secret")
+    assert set(config["data"]) | set(secret["stringData"]) <= known
+    workloads = [d for d in documents if d["kind"] in ("Deployment", "StatefulSet", "Job")]
+    assert {d["metadata"]["name"] for d in workloads} == {
+        "aiusage-consumer", "aiusage-aggregator", "aiusage-query", "aiusage-migrate",
+    }  # fmt: skip
+    for workload in workloads:
+        for container in workload["spec"]["template"]["spec"]["containers"]:
+            command = container["command"]
+            words = command[-1].split() if command[0] == "sh" else command
+            assert words[0] == "aiusage" and words[1] in registered, command
+            for variable in container.get("env", []):
+                assert variable["name"] in known, variable["name"]
