@@ -30,6 +30,9 @@ class ConsumerProcess:
     database: str = "reliability"
     extra_env: dict[str, str] | None = None
 
+    def __post_init__(self) -> None:
+        self.started: list[subprocess.Popen[bytes]] = []
+
     @property
     def dsn(self) -> str:
         return f"chdb://{self.data_dir}"
@@ -53,9 +56,18 @@ class ConsumerProcess:
 
     def start(self, log: Path) -> subprocess.Popen[bytes]:
         handle = log.open("ab")
-        return subprocess.Popen(
+        process = subprocess.Popen(
             [str(AIUSAGE), "consume"], env=self.env(), cwd=REPO, stdout=handle, stderr=handle
         )
+        self.started.append(process)
+        return process
+
+    def kill_leftovers(self) -> None:
+        """A failed test must not leave a consumer running."""
+        for process in self.started:
+            if process.poll() is None:
+                process.kill()
+                process.wait(30)
 
     def start_and_wait(self, log: Path) -> subprocess.Popen[bytes]:
         """Start, and return once the process has joined the group (its signal handlers
@@ -87,7 +99,9 @@ class ConsumerProcess:
 
 @pytest.fixture
 def consumer_process(kafka_settings: KafkaSettings, tmp_path: Path) -> Iterator[ConsumerProcess]:
-    yield ConsumerProcess(kafka_settings, tmp_path / "chdb")
+    process = ConsumerProcess(kafka_settings, tmp_path / "chdb")
+    yield process
+    process.kill_leftovers()
 
 
 def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout_s: float = 60) -> int:
