@@ -7,9 +7,7 @@ raw log read with FINAL, so that a duplicate not yet merged away counts once.
 from __future__ import annotations
 
 from aiusage.schema import ddl
-from aiusage.schema.ddl import SchemaContext
-
-CACHE_HIT_RATE = "if(input_tokens = 0, 0, cached_tokens / input_tokens)"
+from aiusage.schema.ddl import CACHE_HIT_RATE, SchemaContext
 
 ROLLUP_COLUMNS = (
     "date",

@@ -5,18 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from aggregator.sql import CACHE_HIT_RATE
 from aiusage.schema import ddl
-from aiusage.schema.ddl import SchemaContext
-
-USAGE_COLUMNS = (
-    "total_cost",
-    "total_calls",
-    "total_input_tokens",
-    "total_cached_tokens",
-    "total_output_tokens",
-    "cache_hit_rate_sum",
-)
+from aiusage.schema.ddl import CACHE_HIT_RATE, USAGE_COLUMNS, SchemaContext
 
 
 def aggregated_days(ctx: SchemaContext) -> str:

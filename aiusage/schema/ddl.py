@@ -213,7 +213,8 @@ FROM {ctx.table(RAW_LOG)}
 GROUP BY date, organization_id"""
 
 
-_USAGE = (
+# The additive usage columns of a rollup row; averages derive from them.
+USAGE_COLUMNS = (
     "total_cost",
     "total_calls",
     "total_input_tokens",
@@ -221,12 +222,13 @@ _USAGE = (
     "total_output_tokens",
     "cache_hit_rate_sum",
 )
-_RATE = "if(input_tokens = 0, 0, cached_tokens / input_tokens)"
+# A call's cache hit rate, as every query computes it.
+CACHE_HIT_RATE = "if(input_tokens = 0, 0, cached_tokens / input_tokens)"
 
 
 def create_view_daily(ctx: SchemaContext) -> str:
     """The deduplicated rollup with the request's columns: the latest version wins."""
-    columns = ", ".join(("date", "organization_id", *_USAGE, "avg_cache_hit_rate"))
+    columns = ", ".join(("date", "organization_id", *USAGE_COLUMNS, "avg_cache_hit_rate"))
     return f"""CREATE VIEW IF NOT EXISTS {ctx.table(VIEW_DAILY)}{ctx.on_cluster} AS
 SELECT {columns}
 FROM {ctx.table(DAILY_AGGREGATES)} FINAL"""
@@ -264,9 +266,9 @@ def create_view_org_daily(ctx: SchemaContext) -> str:
         ) AS t ON r.day = t.date
         WHERE toInt64(t.last_ms) < toInt64(r.snapshot) - {{settle_ms:UInt64}}"""
     served = f"({long_range}) AND day_ >= {first} AND day_ < toDate({hi}) AND day_ IN ({clean})"
-    rollup_values = ",\n    ".join(f"argMax({c}, version) AS {c}" for c in _USAGE)
+    rollup_values = ",\n    ".join(f"argMax({c}, version) AS {c}" for c in USAGE_COLUMNS)
     return f"""CREATE VIEW IF NOT EXISTS {ctx.table(VIEW_ORG_DAILY)}{ctx.on_cluster} AS
-SELECT date, source, {", ".join(_USAGE)},
+SELECT date, source, {", ".join(USAGE_COLUMNS)},
     if(total_calls = 0, 0, cache_hit_rate_sum / total_calls) AS avg_cache_hit_rate
 FROM (
     SELECT date, 'rollup' AS source,
@@ -278,7 +280,7 @@ FROM (
     SELECT toDate(timestamp) AS date, 'raw' AS source,
         sum(cost_usd) AS total_cost, count() AS total_calls,
         sum(input_tokens) AS total_input_tokens, sum(cached_tokens) AS total_cached_tokens,
-        sum(output_tokens) AS total_output_tokens, sum({_RATE}) AS cache_hit_rate_sum
+        sum(output_tokens) AS total_output_tokens, sum({CACHE_HIT_RATE}) AS cache_hit_rate_sum
     FROM {ctx.table(RAW_LOG)} FINAL
     WHERE organization_id = {{org:String}} AND timestamp >= {lo} AND timestamp < {hi}
       AND NOT ({served.replace("day_", "toDate(timestamp)")})
