@@ -19,6 +19,13 @@ def _subcommand_paths() -> list[list[str]]:
         ["aggregate", "once"],
         ["aggregate", "backfill"],
         ["events", "schema"],
+        ["query"],
+        ["query", "org"],
+        ["query", "serve"],
+        ["serve"],
+        ["demo"],
+        ["dlq"],
+        ["dlq", "replay"],
     ]
 
 
