@@ -265,7 +265,7 @@ class IngestLoop:
         self._metrics.inserted.inc(len(batch.rows))
         self._commit(batch)
         if self._retry_at is not None:
-            self._leave_outage()
+            log.info("writes succeed again after %.1fs; resumed", self._end_outage())
 
     def _drain(self, deadline: float) -> bool:
         """Write and commit everything read so far, retrying until ``deadline``.
@@ -318,14 +318,15 @@ class IngestLoop:
         self._retry_at = now + self._backoff
         self._metrics.paused.set(1)
 
-    def _leave_outage(self) -> None:
+    def _end_outage(self) -> float:
+        """Resume the partitions and clear the back-off; return how long the outage lasted."""
         with self._lock:
             since = self._outage_since or self._clock.monotonic()
             self._outage_since = None
         self._retry_at = None
         self._resume()
         self._metrics.paused.set(0)
-        log.info("writes succeed again after %.1fs; resumed", self._clock.monotonic() - since)
+        return self._clock.monotonic() - since
 
     def _pause(self) -> None:
         if self._assignment:
@@ -377,11 +378,7 @@ class IngestLoop:
         self._batch = Batch(self._topic)
         self._dlq.discard_pending()
         if self._retry_at is not None:
-            self._resume()
-            self._retry_at = None
-            with self._lock:
-                self._outage_since = None
-            self._metrics.paused.set(0)
+            self._end_outage()
 
     # --- shutdown -------------------------------------------------------------------
 
