@@ -33,6 +33,8 @@ from aiusage.kafka_topics import admin_client, check_reachable
 from aiusage.loadgen import LoadGenerator, Workload
 from aiusage.producer import UsageProducer
 from aiusage.settings import KafkaSettings
+from consumer.dlq import HEADER_KIND
+from consumer.replay import header_value
 
 REPO = Path(__file__).resolve().parent.parent
 LOCAL_KAFKA = REPO / "deploy" / "kafka" / "local-kafka"
@@ -73,14 +75,6 @@ def _wait(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
             pass  # the service is still starting
         time.sleep(0.25)
     raise DemoFailed(f"timed out after {timeout_s:.0f}s waiting for {what}")
-
-
-def _header(headers: Any, name: str) -> str:
-    pairs = headers.items() if isinstance(headers, dict) else headers or []
-    for key, value in pairs:
-        if key == name:
-            return value.decode() if isinstance(value, bytes) else str(value)
-    return "?"
 
 
 def _step(text: str) -> None:
@@ -237,7 +231,7 @@ class Demo:
         kinds: Counter[str] = Counter()
         while sum(kinds.values()) < sum(ends.values()):
             for message in reader.consume(1000, 1.0):
-                kinds[_header(message.headers(), "aiusage.error.kind")] += 1
+                kinds[header_value(message, HEADER_KIND) or "unknown"] += 1
         reader.close()
         listed = ", ".join(f"{kind} {count}" for kind, count in kinds.most_common())
         print(f"{sum(kinds.values()):,} dead letters in {topic}: {listed}")

@@ -60,7 +60,8 @@ def replay_headers(message: Message) -> list[Header]:
     return [*kept, (HEADER_REPLAYED_FROM, source.encode())]
 
 
-def _header(message: Message, name: str) -> str:
+def header_value(message: Message, name: str) -> str:
+    """A header's value as text, or "" when the message does not carry it."""
     for key, value in _headers(message):
         if key == name and value is not None:
             return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
@@ -105,7 +106,7 @@ def replay(
             batch = consumer.consume(1000, 1.0)
             for message in _within(batch, ends, remaining):
                 report.scanned += 1
-                kind = _header(message, HEADER_KIND) or "unknown"
+                kind = header_value(message, HEADER_KIND) or "unknown"
                 _, stamp = message.timestamp()
                 when = datetime.fromtimestamp(stamp / 1000, UTC)
                 if not chosen.matches(kind, when):
