@@ -43,6 +43,13 @@ class Usage:
     def avg_cache_hit_rate(self) -> float:
         return self.cache_hit_rate_sum / self.total_calls if self.total_calls else 0.0
 
+    @classmethod
+    def from_row(
+        cls, cost: Any, calls: Any, inp: Any, cached: Any, out: Any, rate_sum: float
+    ) -> Usage:
+        """A usage row as ClickHouse returns it: the cost exact, the counts integers."""
+        return cls(Decimal(cost), int(calls), int(inp), int(cached), int(out), rate_sum)
+
     def add(self, other: Usage) -> None:
         self.total_cost += other.total_cost
         self.total_calls += other.total_calls
@@ -260,9 +267,7 @@ class UsageQuery:
             if source == "touched":
                 touched[day] = int(calls)
             else:
-                rollup[day] = Usage(
-                    Decimal(cost), int(calls), int(inp), int(cached), int(out), rate_sum
-                )
+                rollup[day] = Usage.from_row(cost, calls, inp, cached, out, rate_sum)
         return rollup, touched
 
     def _read_raw(
@@ -274,10 +279,8 @@ class UsageQuery:
             params[f"e{i}"] = _bound(b)
         query = f"{sql.raw_part(self._ctx, ranges)}\n{sql.FINAL_SETTINGS}"
         return {
-            day: Usage(Decimal(cost), int(calls), int(inp), int(cached), int(out), rate_sum)
-            for day, _, cost, calls, inp, cached, out, rate_sum in self._client.query(
-                query, parameters=params
-            ).result_rows
+            day: Usage.from_row(*values)
+            for day, _, *values in self._client.query(query, parameters=params).result_rows
         }
 
 
