@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import threading
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any
 
 from aiusage.clickhouse import connect
 from aiusage.clock import SystemClock
+from aiusage.commands.argtypes import day
 from aiusage.commands.consume_cmd import install_stop_signals
 from aiusage.errors import ConfigError
 from aiusage.logsetup import configure
@@ -16,13 +17,6 @@ from aiusage.schema import context_for, migrate
 from aiusage.settings import ClickHouseSettings, LogSettings, MetricsSettings, load
 
 MAX_BACKFILL_DAYS = 36_500
-
-
-def _day(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
 
 
 def register(commands: Any) -> None:
@@ -48,15 +42,15 @@ def register(commands: Any) -> None:
     once = actions.add_parser(
         "once", help="aggregate one day", description="Aggregate one UTC day now."
     )
-    once.add_argument("--date", type=_day, required=True, metavar="YYYY-MM-DD")
+    once.add_argument("--date", type=day, required=True, metavar="YYYY-MM-DD")
     once.set_defaults(func=run_once)
     backfill = actions.add_parser(
         "backfill",
         help="aggregate a range of days, with a progress bar",
         description="Aggregate every UTC day from --start to --end, both included.",
     )
-    backfill.add_argument("--start", type=_day, required=True, metavar="YYYY-MM-DD")
-    backfill.add_argument("--end", type=_day, required=True, metavar="YYYY-MM-DD")
+    backfill.add_argument("--start", type=day, required=True, metavar="YYYY-MM-DD")
+    backfill.add_argument("--end", type=day, required=True, metavar="YYYY-MM-DD")
     backfill.set_defaults(func=run_backfill)
 
 

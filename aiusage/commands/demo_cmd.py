@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from aiusage.commands.produce_cmd import _positive_int
+from aiusage.commands.argtypes import positive_int
 
 
 def register(commands: Any) -> None:
@@ -18,9 +18,9 @@ def register(commands: Any) -> None:
         "ingest, aggregate, print reports checked against the producer's expected totals, "
         "the dead letters by reason and a chart, then stop everything it started.",
     )
-    parser.add_argument("--events", type=_positive_int, default=250_000)
-    parser.add_argument("--orgs", type=_positive_int, default=20)
-    parser.add_argument("--days", type=_positive_int, default=45)
+    parser.add_argument("--events", type=positive_int, default=250_000)
+    parser.add_argument("--orgs", type=positive_int, default=20)
+    parser.add_argument("--days", type=positive_int, default=45)
     parser.add_argument(
         "--workdir", type=Path, default=None, help="default: ./.aiusage/demo (wiped first)"
     )

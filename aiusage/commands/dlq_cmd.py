@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from aiusage.commands.produce_cmd import _aware_datetime
+from aiusage.commands.argtypes import aware_datetime
 from aiusage.logsetup import configure
 from aiusage.settings import KafkaSettings, LogSettings, load
 from consumer.processing import ERROR_KINDS
@@ -32,8 +32,8 @@ def register(commands: Any) -> None:
     replay.add_argument(
         "--kind", action="append", choices=ERROR_KINDS, default=[], help="repeatable"
     )
-    replay.add_argument("--since", type=_aware_datetime, help="dead-lettered at or after")
-    replay.add_argument("--until", type=_aware_datetime, help="dead-lettered before")
+    replay.add_argument("--since", type=aware_datetime, help="dead-lettered at or after")
+    replay.add_argument("--until", type=aware_datetime, help="dead-lettered before")
     replay.add_argument("--dry-run", action="store_true", help="count, publish nothing")
     replay.set_defaults(func=run_replay)
 

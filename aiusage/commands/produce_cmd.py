@@ -10,6 +10,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from aiusage.commands.argtypes import (
+    aware_datetime,
+    fraction,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 from aiusage.errors import ConfigError
 from aiusage.kafka_topics import ensure_topics
 from aiusage.loadgen import LoadGenerator, Workload
@@ -17,41 +24,6 @@ from aiusage.producer import UsageProducer
 from aiusage.settings import KafkaSettings, load
 
 log = logging.getLogger(__name__)
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
-    return value
-
-
-def _fraction(text: str) -> float:
-    value = float(text)
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
-    return value
-
-
-def _aware_datetime(text: str) -> datetime:
-    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if value.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"needs an offset such as Z or +00:00: {text!r}")
-    return value
 
 
 def register(commands: Any) -> None:
@@ -63,17 +35,17 @@ def register(commands: Any) -> None:
         "expected totals per organization and UTC day are computed from the generated "
         "values and written as JSON.",
     )
-    parser.add_argument("--events", "-n", type=_non_negative_int, default=10_000)
-    parser.add_argument("--orgs", "-k", type=_positive_int, default=20)
-    parser.add_argument("--days", "-d", type=_positive_int, default=30)
+    parser.add_argument("--events", "-n", type=non_negative_int, default=10_000)
+    parser.add_argument("--orgs", "-k", type=positive_int, default=20)
+    parser.add_argument("--days", "-d", type=positive_int, default=30)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
-        "--rate", type=_positive_float, default=None, help="events per second (default: max)"
+        "--rate", type=positive_float, default=None, help="events per second (default: max)"
     )
-    parser.add_argument("--invalid-fraction", type=_fraction, default=0.0)
-    parser.add_argument("--duplicate-fraction", type=_fraction, default=0.0)
+    parser.add_argument("--invalid-fraction", type=fraction, default=0.0)
+    parser.add_argument("--duplicate-fraction", type=fraction, default=0.0)
     parser.add_argument(
-        "--end", type=_aware_datetime, default=None, help="end of the window (default: now)"
+        "--end", type=aware_datetime, default=None, help="end of the window (default: now)"
     )
     parser.add_argument(
         "--expected", type=Path, default=None, help="write the expected totals to this JSON file"
